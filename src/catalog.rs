@@ -1,0 +1,375 @@
+//! The event catalog: the static definitions of every event (name, subsystem, `format` text,
+//! which files its directory offers) plus `header_page`/`header_event`.
+//!
+//! A catalog comes from one of three places: the embedded default (captured from the Linux 6.18
+//! kernel of the project's machines, `catalog/linux-6.18.catalog`), a catalog file in the format
+//! below, or a directory laid out like tracefs (e.g. a mounted kernel tracefs).
+//!
+//! The file format is line based so errors can name a line:
+//! ```text
+//! utracefs-catalog 1
+//! header_page <n>            followed by n lines
+//! header_event <n>           followed by n lines
+//! event <system> <name> <seq|-> <files> <n>   followed by n lines of `format` text
+//! ```
+//! Records appear in directory order (subsystems in `events/` order, events in their
+//! subsystem's order). `seq` is the event's position in `available_events` (`-` for events that
+//! are not listed there, such as `ftrace/*`); `files` is the comma list of the files the event
+//! directory offers, in readdir order.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// The files an event directory may offer, in the kernel's readdir order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventFile {
+    Enable,
+    Filter,
+    Trigger,
+    Format,
+    Id,
+}
+
+impl EventFile {
+    pub const ALL: [EventFile; 5] = [
+        EventFile::Enable,
+        EventFile::Filter,
+        EventFile::Trigger,
+        EventFile::Format,
+        EventFile::Id,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EventFile::Enable => "enable",
+            EventFile::Filter => "filter",
+            EventFile::Trigger => "trigger",
+            EventFile::Format => "format",
+            EventFile::Id => "id",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<EventFile> {
+        EventFile::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Mode bits as the kernel gives them (§2.2).
+    pub fn mode(self) -> u16 {
+        match self {
+            EventFile::Format | EventFile::Id => 0o440,
+            _ => 0o640,
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of [`EventFile`]s, one byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FileSet(u8);
+
+impl FileSet {
+    pub const STANDARD: FileSet = FileSet(0b11111);
+
+    pub fn contains(self, f: EventFile) -> bool {
+        self.0 & f.bit() != 0
+    }
+
+    pub fn insert(&mut self, f: EventFile) {
+        self.0 |= f.bit();
+    }
+
+    /// The files in readdir order.
+    pub fn iter(self) -> impl Iterator<Item = EventFile> {
+        EventFile::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+
+    /// Events without `enable` are "ignore-enable" (the ftrace internal formats): they are not
+    /// listed in `available_events` and never match `set_event`.
+    pub fn ignore_enable(self) -> bool {
+        !self.contains(EventFile::Enable)
+    }
+}
+
+/// One event's static definition.
+#[derive(Debug, Clone)]
+pub struct EventDef {
+    pub system: String,
+    pub name: String,
+    /// Position in `available_events` (lower = listed first); `None` when not listed.
+    pub seq: Option<u32>,
+    pub files: FileSet,
+    /// The type id from the `ID:` line of `format`.
+    pub id: Option<u32>,
+    pub format: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    pub header_page: String,
+    pub header_event: String,
+    /// In directory order.
+    pub events: Vec<EventDef>,
+}
+
+/// A catalog problem, located at `path:line` when it comes from a file.
+#[derive(Debug)]
+pub struct CatalogError {
+    pub path: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for CatalogError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "catalog {}: line {l}: {}", self.path, self.message),
+            None => write!(f, "catalog {}: {}", self.path, self.message),
+        }
+    }
+}
+
+impl std::error::Error for CatalogError {}
+
+const MAGIC: &str = "utracefs-catalog 1";
+
+static EMBEDDED: &str = include_str!("../catalog/linux-6.18.catalog");
+
+impl Catalog {
+    /// The default catalog compiled into the binary.
+    pub fn embedded() -> Catalog {
+        Catalog::parse(EMBEDDED, "<embedded>").expect("the embedded catalog is well-formed")
+    }
+
+    /// Loads a catalog file or a tracefs-like directory.
+    pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
+        let shown = path.display().to_string();
+        let err = |message: String| CatalogError { path: shown.clone(), line: None, message };
+        let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        if meta.is_dir() {
+            return Catalog::from_tracefs_dir(path);
+        }
+        let text = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let text = String::from_utf8(text).map_err(|_| err("not UTF-8 text".into()))?;
+        Catalog::parse(&text, &shown)
+    }
+
+    /// Parses the catalog file format (see the module docs).
+    pub fn parse(text: &str, path: &str) -> Result<Catalog, CatalogError> {
+        let mut lines = text.split_inclusive('\n').enumerate().peekable();
+        let err = |line: usize, message: String| CatalogError {
+            path: path.to_string(),
+            line: Some(line + 1),
+            message,
+        };
+        match lines.next() {
+            Some((_, l)) if l.trim_end_matches('\n') == MAGIC => {}
+            Some((i, _)) => return Err(err(i, format!("expected `{MAGIC}`"))),
+            None => return Err(err(0, "empty file".into())),
+        }
+        let mut cat = Catalog::default();
+        let mut seen = std::collections::HashSet::new();
+        while let Some((i, header)) = lines.next() {
+            let header = header.trim_end_matches('\n');
+            let words: Vec<&str> = header.split(' ').collect();
+            let count = words
+                .last()
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| err(i, format!("expected a line count at the end of `{header}`")))?;
+            let mut body = String::new();
+            for k in 0..count {
+                match lines.next() {
+                    Some((_, l)) => body.push_str(l),
+                    None => {
+                        return Err(err(
+                            i,
+                            format!("record promises {count} lines but the file ends after {k}"),
+                        ));
+                    }
+                }
+            }
+            match words.as_slice() {
+                ["header_page", _] => cat.header_page = body,
+                ["header_event", _] => cat.header_event = body,
+                ["event", system, name, seq, files, _] => {
+                    let ev = EventDef::new(system, name, seq, files, body)
+                        .map_err(|m| err(i, m))?;
+                    if !seen.insert((ev.system.clone(), ev.name.clone())) {
+                        return Err(err(i, format!("duplicate event {system}/{name}")));
+                    }
+                    cat.events.push(ev);
+                }
+                _ => return Err(err(i, format!("unknown record `{header}`"))),
+            }
+        }
+        if cat.header_page.is_empty() || cat.header_event.is_empty() {
+            return Err(CatalogError {
+                path: path.to_string(),
+                line: None,
+                message: "missing header_page or header_event section".into(),
+            });
+        }
+        Ok(cat)
+    }
+
+    /// Serializes to the catalog file format.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{MAGIC}\n");
+        let mut section = |head: String, body: &str| {
+            let n = body.split_inclusive('\n').count();
+            let _ = writeln!(out, "{head} {n}");
+            out.push_str(body);
+            if !body.is_empty() && !body.ends_with('\n') {
+                out.push('\n');
+            }
+        };
+        section("header_page".into(), &self.header_page);
+        section("header_event".into(), &self.header_event);
+        for ev in &self.events {
+            let seq = ev.seq.map_or("-".to_string(), |s| s.to_string());
+            let files: Vec<&str> = ev.files.iter().map(EventFile::name).collect();
+            section(
+                format!("event {} {} {seq} {}", ev.system, ev.name, files.join(",")),
+                &ev.format,
+            );
+        }
+        out
+    }
+
+    /// Reads a tracefs-like directory: `events/` listings (in their order), every event's
+    /// `format`, `available_events` for the listing order, and the two headers.
+    pub fn from_tracefs_dir(root: &Path) -> Result<Catalog, CatalogError> {
+        let err = |p: &Path, e: std::io::Error| CatalogError {
+            path: p.display().to_string(),
+            line: None,
+            message: format!("cannot read: {e}"),
+        };
+        let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| err(p, e));
+        let events_dir = root.join("events");
+        let mut seqs = std::collections::HashMap::new();
+        if let Ok(av) = std::fs::read_to_string(root.join("available_events")) {
+            for (i, line) in av.lines().enumerate() {
+                seqs.insert(line.to_string(), i as u32);
+            }
+        }
+        // The headers answer EOF to any read past offset 0 (§3.3), so read each in one call.
+        let read_once = |p: &Path| -> Result<String, CatalogError> {
+            use std::io::Read;
+            let mut buf = vec![0; 1 << 16];
+            let n = std::fs::File::open(p).and_then(|mut f| f.read(&mut buf)).map_err(|e| err(p, e))?;
+            buf.truncate(n);
+            String::from_utf8(buf).map_err(|_| err(p, std::io::ErrorKind::InvalidData.into()))
+        };
+        let mut cat = Catalog {
+            header_page: read_once(&events_dir.join("header_page"))?,
+            header_event: read_once(&events_dir.join("header_event"))?,
+            events: Vec::new(),
+        };
+        for sys in list_dirs(&events_dir).map_err(|e| err(&events_dir, e))? {
+            let sys_dir = events_dir.join(&sys);
+            for ev in list_dirs(&sys_dir).map_err(|e| err(&sys_dir, e))? {
+                let ev_dir = sys_dir.join(&ev);
+                let mut files = FileSet::default();
+                for entry in std::fs::read_dir(&ev_dir).map_err(|e| err(&ev_dir, e))? {
+                    let entry = entry.map_err(|e| err(&ev_dir, e))?;
+                    if let Some(f) = entry.file_name().to_str().and_then(EventFile::from_name) {
+                        files.insert(f);
+                    }
+                }
+                let format = read(&ev_dir.join("format"))?;
+                let seq = seqs.get(&format!("{sys}:{ev}")).copied();
+                let id = parse_format_id(&format);
+                cat.events.push(EventDef { system: sys.clone(), name: ev, seq, files, id, format });
+            }
+        }
+        Ok(cat)
+    }
+}
+
+impl EventDef {
+    fn new(system: &str, name: &str, seq: &str, files: &str, format: String) -> Result<EventDef, String> {
+        let valid = |s: &str| !s.is_empty() && s.len() <= 255 && !s.contains(['/', '\0']);
+        if !valid(system) || !valid(name) {
+            return Err(format!("invalid system or event name `{system}/{name}`"));
+        }
+        let seq = match seq {
+            "-" => None,
+            s => Some(s.parse().map_err(|_| format!("invalid sequence number `{s}`"))?),
+        };
+        let mut set = FileSet::default();
+        for f in files.split(',') {
+            set.insert(EventFile::from_name(f).ok_or_else(|| format!("unknown event file `{f}`"))?);
+        }
+        if !set.contains(EventFile::Format) {
+            return Err("an event directory always offers `format`".into());
+        }
+        let id = parse_format_id(&format);
+        if set.contains(EventFile::Id) && id.is_none() {
+            return Err(format!("{system}/{name} offers `id` but its format has no `ID:` line"));
+        }
+        Ok(EventDef { system: system.into(), name: name.into(), seq, files: set, id, format })
+    }
+}
+
+/// The number on the `ID:` line of a `format` text.
+pub fn parse_format_id(format: &str) -> Option<u32> {
+    format.lines().find_map(|l| l.strip_prefix("ID: ")?.trim().parse().ok())
+}
+
+/// Subdirectory names of `dir` in readdir order.
+fn list_dirs(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir()
+            && let Ok(name) = entry.file_name().into_string()
+        {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalog_is_complete() {
+        let cat = Catalog::embedded();
+        assert!(cat.events.len() > 2000, "{} events", cat.events.len());
+        let sw = cat.events.iter().find(|e| e.name == "sched_switch").unwrap();
+        assert_eq!(sw.system, "sched");
+        assert_eq!(sw.files, FileSet::STANDARD);
+        assert!(sw.format.starts_with("name: sched_switch\nID: "));
+        let print = cat.events.iter().find(|e| e.system == "ftrace" && e.name == "print").unwrap();
+        let files: Vec<_> = print.files.iter().map(EventFile::name).collect();
+        assert_eq!(files, ["trigger", "format", "id"]);
+        assert_eq!(print.id, Some(5));
+        assert!(cat.header_page.starts_with("\tfield: u64 timestamp;"));
+    }
+
+    #[test]
+    fn text_round_trip() {
+        let cat = Catalog::embedded();
+        let again = Catalog::parse(&cat.to_text(), "x").unwrap();
+        assert_eq!(again.events.len(), cat.events.len());
+        assert_eq!(again.to_text(), cat.to_text());
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let bad = "utracefs-catalog 1\nheader_page 1\nx\nheader_event 1\ny\nevent a b - enable 3\nname: b\n";
+        let e = Catalog::parse(bad, "f.cat").unwrap_err();
+        assert_eq!(e.line, Some(6));
+        assert!(e.to_string().contains("f.cat: line 6"), "{e}");
+        let e = Catalog::parse("nope\n", "f").unwrap_err();
+        assert_eq!(e.line, Some(1));
+        let bad = "utracefs-catalog 1\nheader_page 1\nx\nheader_event 1\ny\nevent a b - bogus 0\n";
+        assert!(Catalog::parse(bad, "f").unwrap_err().message.contains("bogus"));
+        let bad = "utracefs-catalog 1\nheader_page x\n";
+        assert_eq!(Catalog::parse(bad, "f").unwrap_err().line, Some(2));
+    }
+}

@@ -1,0 +1,1 @@
+//! Pure parsers for control-file writes (being written).

@@ -1,0 +1,223 @@
+//! Shared mount helpers for the integration tests.
+//!
+//! `Mount::new(&[])` starts the `utracefs` binary on a fresh temporary directory and waits until
+//! the kernel shows the mount. Mounting must work here: a failure panics (the tests fail, never
+//! skip). Dropping the `Mount` sends SIGTERM, waits for the daemon and checks it left no mount.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_utracefs");
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty directory under the system temp dir, removed (if empty) on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("utracefs-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Is `path` a mount point right now (per /proc/self/mountinfo)? Returns its fs type.
+pub fn mount_type(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = path.to_str()?;
+    info.lines().rev().find_map(|line| {
+        let f: Vec<&str> = line.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-")?;
+        (f.get(4) == Some(&want)).then(|| f[sep + 1].to_string())
+    })
+}
+
+pub struct Mount {
+    pub dir: TempDir,
+    pub child: Option<Child>,
+    pub stats_sock: PathBuf,
+    pub stderr_log: PathBuf,
+}
+
+impl Mount {
+    /// Mounts with extra command-line arguments (placed before the mount point).
+    pub fn new(args: &[&str]) -> Mount {
+        let dir = TempDir::new("mnt");
+        let mnt = dir.path().join("m");
+        std::fs::create_dir(&mnt).unwrap();
+        let stats_sock = dir.path().join("stats.sock");
+        let stderr_log = dir.path().join("daemon.log");
+        let log = std::fs::File::create(&stderr_log).unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .arg("--stats")
+            .arg(&stats_sock)
+            .arg(&mnt)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn utracefs");
+        let mut m = Mount { dir, child: Some(child), stats_sock, stderr_log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if mount_type(&m.path()).as_deref() == Some("fuse.tracefs") {
+                break;
+            }
+            if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("utracefs exited before mounting ({status}): {}", m.log());
+            }
+            assert!(Instant::now() < deadline, "utracefs did not mount in 20 s: {}", m.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("m")
+    }
+
+    /// `path()/rel`.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.path().join(rel)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// The daemon's counters, read from its stats socket (`key value` lines).
+    pub fn stats(&self) -> HashMap<String, u64> {
+        let mut s = String::new();
+        UnixStream::connect(&self.stats_sock)
+            .expect("connect stats socket")
+            .read_to_string(&mut s)
+            .unwrap();
+        s.lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Number of live node objects (inodes the kernel holds a lookup count on).
+    pub fn nodes(&self) -> u64 {
+        self.stats()["nodes"]
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status. The mount must be gone afterwards.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("already terminated");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("utracefs did not exit within 10 s of SIGTERM: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let st = self.terminate();
+            let still = mount_type(&self.path());
+            if still.is_some() {
+                let c = std::ffi::CString::new(self.path().to_str().unwrap()).unwrap();
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+            if !std::thread::panicking() {
+                assert!(st.success(), "utracefs exited with {st}: {}", self.log());
+                assert!(still.is_none(), "mount left behind after SIGTERM");
+            }
+        }
+    }
+}
+
+/// Writes `data` with one write(2) on a fresh fd opened with `flags` (e.g. libc::O_WRONLY or
+/// libc::O_WRONLY | libc::O_TRUNC). Returns the byte count or the errno.
+pub fn write_raw(path: &Path, data: &[u8], flags: i32) -> Result<usize, i32> {
+    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    unsafe {
+        let fd = libc::open(c.as_ptr(), flags);
+        if fd < 0 {
+            return Err(*libc::__errno_location());
+        }
+        let r = libc::write(fd, data.as_ptr().cast(), data.len());
+        let e = *libc::__errno_location();
+        libc::close(fd);
+        if r < 0 { Err(e) } else { Ok(r as usize) }
+    }
+}
+
+/// Reads a whole file as a String (panics on error).
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Drops the kernel's dentry and inode caches, so it FORGETs every node it can.
+pub fn drop_caches() {
+    std::fs::write("/proc/sys/vm/drop_caches", "2").expect("drop_caches (needs root)");
+}
+
+/// Mounts the real kernel tracefs on a fresh directory for differential checks, or returns why
+/// it cannot. Only read top-level state; change state only inside an instance you create.
+pub struct KernelTracefs {
+    pub dir: TempDir,
+}
+
+impl KernelTracefs {
+    pub fn mount() -> Result<KernelTracefs, String> {
+        let dir = TempDir::new("ktr");
+        let c = std::ffi::CString::new(dir.path().to_str().unwrap()).unwrap();
+        let r = unsafe {
+            libc::mount(c"nodev".as_ptr(), c.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
+        };
+        if r != 0 {
+            return Err(format!("mount -t tracefs: {}", std::io::Error::last_os_error()));
+        }
+        Ok(KernelTracefs { dir })
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for KernelTracefs {
+    fn drop(&mut self) {
+        let c = std::ffi::CString::new(self.dir.path().to_str().unwrap()).unwrap();
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+}

@@ -1,0 +1,7 @@
+//! Mounted behaviour tests: every test mounts the real `utracefs` binary and uses it through
+//! the kernel, as a user would.
+mod cli;
+mod common;
+mod conformance;
+mod differential;
+mod tree;

@@ -83,7 +83,9 @@ impl FileSet {
 
     /// The files in readdir order.
     pub fn iter(self) -> impl Iterator<Item = EventFile> {
-        EventFile::ALL.into_iter().filter(move |f| self.contains(*f))
+        EventFile::ALL
+            .into_iter()
+            .filter(move |f| self.contains(*f))
     }
 
     /// Events without `enable` are "ignore-enable" (the ftrace internal formats): they are not
@@ -146,7 +148,11 @@ impl Catalog {
     /// Loads a catalog file or a tracefs-like directory.
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
         let shown = path.display().to_string();
-        let err = |message: String| CatalogError { path: shown.clone(), line: None, message };
+        let err = |message: String| CatalogError {
+            path: shown.clone(),
+            line: None,
+            message,
+        };
         let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
         if meta.is_dir() {
             return Catalog::from_tracefs_dir(path);
@@ -194,8 +200,8 @@ impl Catalog {
                 ["header_page", _] => cat.header_page = body,
                 ["header_event", _] => cat.header_event = body,
                 ["event", system, name, seq, files, _] => {
-                    let ev = EventDef::new(system, name, seq, files, body)
-                        .map_err(|m| err(i, m))?;
+                    let ev =
+                        EventDef::new(system, name, seq, files, body).map_err(|m| err(i, m))?;
                     if !seen.insert((ev.system.clone(), ev.name.clone())) {
                         return Err(err(i, format!("duplicate event {system}/{name}")));
                     }
@@ -258,7 +264,9 @@ impl Catalog {
         let read_once = |p: &Path| -> Result<String, CatalogError> {
             use std::io::Read;
             let mut buf = vec![0; 1 << 16];
-            let n = std::fs::File::open(p).and_then(|mut f| f.read(&mut buf)).map_err(|e| err(p, e))?;
+            let n = std::fs::File::open(p)
+                .and_then(|mut f| f.read(&mut buf))
+                .map_err(|e| err(p, e))?;
             buf.truncate(n);
             String::from_utf8(buf).map_err(|_| err(p, std::io::ErrorKind::InvalidData.into()))
         };
@@ -281,7 +289,14 @@ impl Catalog {
                 let format = read(&ev_dir.join("format"))?;
                 let seq = seqs.get(&format!("{sys}:{ev}")).copied();
                 let id = parse_format_id(&format);
-                cat.events.push(EventDef { system: sys.clone(), name: ev, seq, files, id, format });
+                cat.events.push(EventDef {
+                    system: sys.clone(),
+                    name: ev,
+                    seq,
+                    files,
+                    id,
+                    format,
+                });
             }
         }
         Ok(cat)
@@ -289,14 +304,23 @@ impl Catalog {
 }
 
 impl EventDef {
-    fn new(system: &str, name: &str, seq: &str, files: &str, format: String) -> Result<EventDef, String> {
+    fn new(
+        system: &str,
+        name: &str,
+        seq: &str,
+        files: &str,
+        format: String,
+    ) -> Result<EventDef, String> {
         let valid = |s: &str| !s.is_empty() && s.len() <= 255 && !s.contains(['/', '\0']);
         if !valid(system) || !valid(name) {
             return Err(format!("invalid system or event name `{system}/{name}`"));
         }
         let seq = match seq {
             "-" => None,
-            s => Some(s.parse().map_err(|_| format!("invalid sequence number `{s}`"))?),
+            s => Some(
+                s.parse()
+                    .map_err(|_| format!("invalid sequence number `{s}`"))?,
+            ),
         };
         let mut set = FileSet::default();
         for f in files.split(',') {
@@ -307,15 +331,26 @@ impl EventDef {
         }
         let id = parse_format_id(&format);
         if set.contains(EventFile::Id) && id.is_none() {
-            return Err(format!("{system}/{name} offers `id` but its format has no `ID:` line"));
+            return Err(format!(
+                "{system}/{name} offers `id` but its format has no `ID:` line"
+            ));
         }
-        Ok(EventDef { system: system.into(), name: name.into(), seq, files: set, id, format })
+        Ok(EventDef {
+            system: system.into(),
+            name: name.into(),
+            seq,
+            files: set,
+            id,
+            format,
+        })
     }
 }
 
 /// The number on the `ID:` line of a `format` text.
 pub fn parse_format_id(format: &str) -> Option<u32> {
-    format.lines().find_map(|l| l.strip_prefix("ID: ")?.trim().parse().ok())
+    format
+        .lines()
+        .find_map(|l| l.strip_prefix("ID: ")?.trim().parse().ok())
 }
 
 /// Subdirectory names of `dir` in readdir order.
@@ -340,11 +375,19 @@ mod tests {
     fn embedded_catalog_is_complete() {
         let cat = Catalog::embedded();
         assert!(cat.events.len() > 2000, "{} events", cat.events.len());
-        let sw = cat.events.iter().find(|e| e.name == "sched_switch").unwrap();
+        let sw = cat
+            .events
+            .iter()
+            .find(|e| e.name == "sched_switch")
+            .unwrap();
         assert_eq!(sw.system, "sched");
         assert_eq!(sw.files, FileSet::STANDARD);
         assert!(sw.format.starts_with("name: sched_switch\nID: "));
-        let print = cat.events.iter().find(|e| e.system == "ftrace" && e.name == "print").unwrap();
+        let print = cat
+            .events
+            .iter()
+            .find(|e| e.system == "ftrace" && e.name == "print")
+            .unwrap();
         let files: Vec<_> = print.files.iter().map(EventFile::name).collect();
         assert_eq!(files, ["trigger", "format", "id"]);
         assert_eq!(print.id, Some(5));
@@ -368,7 +411,12 @@ mod tests {
         let e = Catalog::parse("nope\n", "f").unwrap_err();
         assert_eq!(e.line, Some(1));
         let bad = "utracefs-catalog 1\nheader_page 1\nx\nheader_event 1\ny\nevent a b - bogus 0\n";
-        assert!(Catalog::parse(bad, "f").unwrap_err().message.contains("bogus"));
+        assert!(
+            Catalog::parse(bad, "f")
+                .unwrap_err()
+                .message
+                .contains("bogus")
+        );
         let bad = "utracefs-catalog 1\nheader_page x\n";
         assert_eq!(Catalog::parse(bad, "f").unwrap_err().line, Some(2));
     }

@@ -1,2 +1,18 @@
+//! utracefs: a FUSE clone of Linux tracefs whose `events/` tree is built lazily from an
+//! authoritative event registry. See ARCHITECTURE.md for the map.
 pub mod catalog;
 pub mod control;
+pub mod files;
+pub mod fs;
+pub mod mount;
+pub mod registry;
+pub mod signals;
+pub mod state;
+pub mod stats;
+
+/// Number of CPUs the machine has (one `per_cpu/cpuN` each), as the kernel counts them.
+pub fn ncpu() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    if n > 0 { n as usize } else { 1 }
+}

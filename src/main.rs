@@ -1,1 +1,140 @@
-fn main() {}
+//! `utracefs`: arguments, logging, signals, mount. Everything else lives in the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use fuser::{Config, Session, SessionACL};
+use tracing::{error, info};
+
+use utracefs::catalog::Catalog;
+use utracefs::fs::TraceFs;
+use utracefs::mount::{self, MountOptions, Watchdog};
+use utracefs::registry::{MountOwner, Registry};
+
+/// A FUSE clone of Linux tracefs with a lazily built eventfs tree.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Directory to mount on.
+    mountpoint: PathBuf,
+    /// Event definitions: a catalog file or a tracefs-like directory (e.g. a mounted kernel
+    /// tracefs). Default: the embedded catalog of Linux 6.18.
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// FUSE worker threads.
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+    /// Mount options: uid=N, gid=N, mode=OCTAL (root directory), allow_other.
+    #[arg(short = 'o', value_name = "OPTS")]
+    options: Vec<String>,
+    /// Serve the daemon's counters (`key value` lines) on this unix socket.
+    #[arg(long, value_name = "SOCKET")]
+    stats: Option<PathBuf>,
+    /// Seconds the kernel may cache positive entries and attributes (every change
+    /// invalidates them at once; negative entries are never cached).
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+}
+
+fn default_threads() -> usize {
+    utracefs::ncpu().clamp(2, 8)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("utracefs: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let opts = MountOptions::parse(&args.options)?;
+    if args.threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    let mountpoint = mount::check_mount_point(&args.mountpoint)?;
+    let catalog = match &args.catalog {
+        Some(p) => Catalog::load(p).map_err(|e| e.to_string())?,
+        None => Catalog::embedded(),
+    };
+    let owner = MountOwner {
+        uid: opts.uid,
+        gid: opts.gid,
+        root_mode: opts.mode,
+    };
+    let reg = Arc::new(Registry::new(catalog, owner, utracefs::ncpu()));
+
+    // Signals are handled by one thread with sigwait; block them before any thread exists so
+    // every thread inherits the mask.
+    let signals = utracefs::signals::block_termination_signals();
+    let fuse_fd = mount::mount(&mountpoint, &opts)?;
+    let watchdog = match Watchdog::start(&mountpoint) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = mount::unmount(&mountpoint);
+            return Err(e);
+        }
+    };
+
+    let fs = TraceFs::new(reg.clone(), Duration::from_secs(args.ttl));
+    let core = fs.core();
+    let mut config = Config::default();
+    config.n_threads = Some(args.threads);
+    let session = match Session::from_fd(fs, fuse_fd, SessionACL::All, config) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = mount::unmount(&mountpoint);
+            watchdog.disarm();
+            return Err(format!("FUSE handshake failed: {e}"));
+        }
+    };
+    if let Some(sock) = &args.stats {
+        utracefs::stats::serve(sock, core.clone())
+            .map_err(|e| format!("stats socket {}: {e}", sock.display()))?;
+    }
+    info!(
+        "mounted {} ({} events in {} subsystems, {} threads)",
+        mountpoint.display(),
+        reg.event_count(),
+        reg.system_count(),
+        args.threads
+    );
+
+    let mp = mountpoint.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let sig = utracefs::signals::wait(&signals);
+            info!("signal {sig}: unmounting {}", mp.display());
+            if let Err(e) = mount::unmount(&mp) {
+                error!("unmount {}: {e}", mp.display());
+            }
+            // A detached mount still in use keeps the session alive; do not wait for it.
+            std::thread::sleep(Duration::from_secs(2));
+            std::process::exit(0);
+        })
+        .map_err(|e| format!("spawn signal thread: {e}"))?;
+
+    let result = session.run();
+    // The session ends when the kernel drops the mount (umount by us or by anyone).
+    if mount::is_mount_point(&mountpoint) {
+        let _ = mount::unmount(&mountpoint);
+    }
+    watchdog.disarm();
+    info!("unmounted {}", mountpoint.display());
+    result.map_err(|e| format!("FUSE session: {e}"))
+}

@@ -71,13 +71,21 @@ impl Mount {
             .arg("--stats")
             .arg(&stats_sock)
             .arg(&mnt)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn utracefs");
-        let mut m = Mount { dir, child: Some(child), stats_sock, stderr_log };
+        let mut m = Mount {
+            dir,
+            child: Some(child),
+            stats_sock,
+            stderr_log,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if mount_type(&m.path()).as_deref() == Some("fuse.tracefs") {
@@ -86,7 +94,11 @@ impl Mount {
             if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("utracefs exited before mounting ({status}): {}", m.log());
             }
-            assert!(Instant::now() < deadline, "utracefs did not mount in 20 s: {}", m.log());
+            assert!(
+                Instant::now() < deadline,
+                "utracefs did not mount in 20 s: {}",
+                m.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         m
@@ -142,7 +154,10 @@ impl Mount {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("utracefs did not exit within 10 s of SIGTERM: {}", self.log());
+                panic!(
+                    "utracefs did not exit within 10 s of SIGTERM: {}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -203,10 +218,19 @@ impl KernelTracefs {
         let dir = TempDir::new("ktr");
         let c = std::ffi::CString::new(dir.path().to_str().unwrap()).unwrap();
         let r = unsafe {
-            libc::mount(c"nodev".as_ptr(), c.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null())
+            libc::mount(
+                c"nodev".as_ptr(),
+                c.as_ptr(),
+                c"tracefs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
         };
         if r != 0 {
-            return Err(format!("mount -t tracefs: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "mount -t tracefs: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         Ok(KernelTracefs { dir })
     }

@@ -1,0 +1,633 @@
+//! The tracefs file set and what each file reads and accepts: names, modes, contents, write
+//! semantics and errno, on top of the registry and a trace array's state. No FUSE here: the
+//! filesystem adapter maps its inodes to a [`File`] and calls [`read`], [`write`] and [`open`].
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use libc::{EBADF, EINVAL};
+
+use crate::catalog::EventFile;
+use crate::control;
+use crate::registry::{Event, Registry, System};
+use crate::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
+
+/// Files in the root of a trace array (the mount root or an instance).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TopFile {
+    Readme,
+    AvailableEvents,
+    AvailableFilterFunctions,
+    AvailableFilterFunctionsAddrs,
+    AvailableTracers,
+    BufferPercent,
+    BufferSizeKb,
+    BufferSubbufSizeKb,
+    BufferTotalSizeKb,
+    CurrentTracer,
+    DynFtraceTotalInfo,
+    DynamicEvents,
+    EnabledFunctions,
+    ErrorLog,
+    FreeBuffer,
+    PrintkFormats,
+    SavedCmdlines,
+    SavedCmdlinesSize,
+    SavedTgids,
+    SetEvent,
+    SetEventNotracePid,
+    SetEventPid,
+    SetFtraceFilter,
+    SetFtraceNotrace,
+    SetFtraceNotracePid,
+    SetFtracePid,
+    TimestampMode,
+    TouchedFunctions,
+    Trace,
+    TraceClock,
+    TraceMarker,
+    TraceMarkerRaw,
+    TraceOptions,
+    TracePipe,
+    TracingCpumask,
+    TracingOn,
+    TracingThresh,
+    UprobeEvents,
+    UprobeProfile,
+}
+
+/// One row of the root file table: name, mode, and whether instances have it too.
+pub struct TopSpec {
+    pub name: &'static str,
+    pub mode: u16,
+    pub file: TopFile,
+    pub in_instance: bool,
+}
+
+const fn top(name: &'static str, mode: u16, file: TopFile, in_instance: bool) -> TopSpec {
+    TopSpec {
+        name,
+        mode,
+        file,
+        in_instance,
+    }
+}
+
+/// The root files of spec §2.1 (and which of them an instance has, §11).
+pub const TOP_FILES: &[TopSpec] = {
+    use TopFile::*;
+    &[
+        top("README", 0o440, Readme, false),
+        top("available_events", 0o440, AvailableEvents, false),
+        top(
+            "available_filter_functions",
+            0o440,
+            AvailableFilterFunctions,
+            false,
+        ),
+        top(
+            "available_filter_functions_addrs",
+            0o440,
+            AvailableFilterFunctionsAddrs,
+            false,
+        ),
+        top("available_tracers", 0o440, AvailableTracers, true),
+        top("buffer_percent", 0o640, BufferPercent, true),
+        top("buffer_size_kb", 0o640, BufferSizeKb, true),
+        top("buffer_subbuf_size_kb", 0o640, BufferSubbufSizeKb, true),
+        top("buffer_total_size_kb", 0o440, BufferTotalSizeKb, true),
+        top("current_tracer", 0o640, CurrentTracer, true),
+        top("dyn_ftrace_total_info", 0o440, DynFtraceTotalInfo, false),
+        top("dynamic_events", 0o640, DynamicEvents, false),
+        top("enabled_functions", 0o440, EnabledFunctions, false),
+        top("error_log", 0o640, ErrorLog, true),
+        top("free_buffer", 0o200, FreeBuffer, true),
+        top("printk_formats", 0o440, PrintkFormats, false),
+        top("saved_cmdlines", 0o440, SavedCmdlines, false),
+        top("saved_cmdlines_size", 0o640, SavedCmdlinesSize, false),
+        top("saved_tgids", 0o440, SavedTgids, false),
+        top("set_event", 0o640, SetEvent, true),
+        top("set_event_notrace_pid", 0o640, SetEventNotracePid, true),
+        top("set_event_pid", 0o640, SetEventPid, true),
+        top("set_ftrace_filter", 0o640, SetFtraceFilter, true),
+        top("set_ftrace_notrace", 0o640, SetFtraceNotrace, true),
+        top("set_ftrace_notrace_pid", 0o640, SetFtraceNotracePid, true),
+        top("set_ftrace_pid", 0o640, SetFtracePid, true),
+        top("timestamp_mode", 0o440, TimestampMode, true),
+        top("touched_functions", 0o440, TouchedFunctions, false),
+        top("trace", 0o640, Trace, true),
+        top("trace_clock", 0o640, TraceClock, true),
+        top("trace_marker", 0o220, TraceMarker, true),
+        top("trace_marker_raw", 0o220, TraceMarkerRaw, true),
+        top("trace_options", 0o640, TraceOptions, true),
+        top("trace_pipe", 0o440, TracePipe, true),
+        top("tracing_cpumask", 0o640, TracingCpumask, true),
+        top("tracing_on", 0o640, TracingOn, true),
+        top("tracing_thresh", 0o640, TracingThresh, false),
+        top("uprobe_events", 0o640, UprobeEvents, false),
+        top("uprobe_profile", 0o440, UprobeProfile, false),
+    ]
+};
+
+/// Files in `per_cpu/cpuN/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CpuFile {
+    BufferSizeKb,
+    Stats,
+    Trace,
+    TracePipe,
+    TracePipeRaw,
+}
+
+pub const CPU_FILES: &[(&str, u16, CpuFile)] = &[
+    ("buffer_size_kb", 0o640, CpuFile::BufferSizeKb),
+    ("stats", 0o440, CpuFile::Stats),
+    ("trace", 0o640, CpuFile::Trace),
+    ("trace_pipe", 0o440, CpuFile::TracePipe),
+    ("trace_pipe_raw", 0o440, CpuFile::TracePipeRaw),
+];
+
+/// Files directly in `events/`, in readdir order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EventsFile {
+    Enable,
+    HeaderPage,
+    HeaderEvent,
+}
+
+pub const EVENTS_FILES: &[(&str, u16, EventsFile)] = &[
+    ("enable", 0o640, EventsFile::Enable),
+    ("header_page", 0o440, EventsFile::HeaderPage),
+    ("header_event", 0o440, EventsFile::HeaderEvent),
+];
+
+/// Files in a subsystem directory, in readdir order (`filter` before `enable`, §2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SystemFile {
+    Filter,
+    Enable,
+}
+
+pub const SYSTEM_FILES: &[(&str, u16, SystemFile)] = &[
+    ("filter", 0o640, SystemFile::Filter),
+    ("enable", 0o640, SystemFile::Enable),
+];
+
+/// Any tracefs file, resolved to what it acts on.
+#[derive(Clone)]
+pub enum File {
+    Top(TopFile),
+    Option(usize),
+    Cpu(usize, CpuFile),
+    Events(EventsFile),
+    System(Arc<System>, SystemFile),
+    Event(Arc<Event>, EventFile),
+}
+
+impl File {
+    /// Files that answer EOF to any read past offset 0 (§3.3).
+    pub fn eof_past_zero(&self) -> bool {
+        matches!(
+            self,
+            File::Events(EventsFile::HeaderPage | EventsFile::HeaderEvent)
+                | File::System(_, SystemFile::Filter)
+                | File::Event(_, EventFile::Filter)
+        )
+    }
+
+    /// Consuming readers that block while the buffer is empty.
+    pub fn is_pipe(&self) -> bool {
+        matches!(
+            self,
+            File::Top(TopFile::TracePipe)
+                | File::Cpu(_, CpuFile::TracePipe | CpuFile::TracePipeRaw)
+        )
+    }
+}
+
+const SYSTEM_FILTER_BANNER: &str = "### global filter ###\n\
+# Use this to set filters for multiple events.\n\
+# Only events with the given fields will be affected.\n\
+# If no events are modified, an error message will be displayed here\n";
+
+const TRIGGER_HEADER: &str =
+    "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n";
+
+const README: &str = include_str!("tracefs_readme.txt");
+
+/// The content of a file, generated from the current state.
+pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32> {
+    let text: String = match file {
+        File::Top(f) => read_top(reg, ta, *f)?,
+        File::Option(i) => format!("{}\n", u8::from(ta.state.lock().options[*i])),
+        File::Cpu(cpu, f) => read_cpu(ta, *cpu, *f)?,
+        File::Events(EventsFile::Enable) => {
+            let events = reg.all_events();
+            summary(&ta.state.lock(), events.iter())
+        }
+        File::Events(EventsFile::HeaderPage) => reg.header_page.clone(),
+        File::Events(EventsFile::HeaderEvent) => reg.header_event.clone(),
+        File::System(_, SystemFile::Filter) => SYSTEM_FILTER_BANNER.into(),
+        File::System(sys, SystemFile::Enable) => {
+            let events: Vec<_> = sys.events.read().iter().cloned().collect();
+            summary(&ta.state.lock(), events.iter())
+        }
+        File::Event(ev, EventFile::Enable) => {
+            format!(
+                "{}\n",
+                u8::from(ta.state.lock().enabled.contains(&ev.serial))
+            )
+        }
+        File::Event(ev, EventFile::Filter) => match ta.state.lock().filters.get(&ev.serial) {
+            Some(f) => format!("{f}\n"),
+            None => "none\n".into(),
+        },
+        File::Event(_, EventFile::Trigger) => TRIGGER_HEADER.into(),
+        File::Event(ev, EventFile::Format) => ev.def.format.clone(),
+        File::Event(ev, EventFile::Id) => format!("{}\n", ev.def.id.unwrap_or(0)),
+    };
+    Ok(text.into_bytes())
+}
+
+/// `0`, `1`, `X` (mixed) or `?` (nothing in scope) over the enableable events (§5.2).
+fn summary<'a>(st: &TaState, events: impl Iterator<Item = &'a Arc<Event>>) -> String {
+    let (mut on, mut off) = (false, false);
+    for ev in events.filter(|e| e.enableable()) {
+        if st.enabled.contains(&ev.serial) {
+            on = true;
+        } else {
+            off = true;
+        }
+    }
+    match (on, off) {
+        (false, false) => "?\n",
+        (true, false) => "1\n",
+        (false, true) => "0\n",
+        (true, true) => "X\n",
+    }
+    .into()
+}
+
+fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> {
+    use TopFile::*;
+    let st = ta.state.lock();
+    Ok(match f {
+        Readme => README.into(),
+        AvailableEvents => {
+            drop(st);
+            let mut out = String::new();
+            for ev in reg.listed_events() {
+                let _ = writeln!(out, "{}:{}", ev.def.system, ev.def.name);
+            }
+            out
+        }
+        // utracefs traces events, not kernel functions: these lists are empty.
+        AvailableFilterFunctions
+        | AvailableFilterFunctionsAddrs
+        | EnabledFunctions
+        | TouchedFunctions
+        | PrintkFormats
+        | SavedCmdlines
+        | SavedTgids
+        | UprobeProfile
+        | DynamicEvents
+        | UprobeEvents
+        | SetFtraceFilter
+        | SetFtraceNotrace => String::new(),
+        DynFtraceTotalInfo => "0 pages:0 groups: 0\n".into(),
+        AvailableTracers => "nop\n".into(),
+        CurrentTracer => "nop\n".into(),
+        BufferPercent => format!("{}\n", st.buffer_percent),
+        BufferSizeKb => match &st.buffer_kb {
+            None => format!(
+                "{} (expanded: {})\n",
+                state::UNEXPANDED_KB,
+                state::EXPANDED_KB
+            ),
+            Some(v) if v.iter().all(|k| *k == v[0]) => format!("{}\n", v[0]),
+            Some(_) => "X\n".into(),
+        },
+        BufferTotalSizeKb => match &st.buffer_kb {
+            None => {
+                let n = reg.ncpu as u64;
+                format!(
+                    "{} (expanded: {})\n",
+                    state::UNEXPANDED_KB * n,
+                    state::EXPANDED_KB * n
+                )
+            }
+            Some(v) => format!("{}\n", v.iter().sum::<u64>()),
+        },
+        BufferSubbufSizeKb => format!("{}\n", st.subbuf_kb),
+        SavedCmdlinesSize => format!("{}\n", st.saved_cmdlines_size),
+        TracingThresh => format!("{}\n", st.tracing_thresh),
+        TracingOn => format!("{}\n", u8::from(st.tracing_on)),
+        TracingCpumask => format!("{:x}\n", st.cpumask),
+        TimestampMode => "[delta] absolute\n".into(),
+        TraceClock => {
+            let names: Vec<String> = TRACE_CLOCKS
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    if i == st.trace_clock {
+                        format!("[{c}]")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect();
+            format!("{}\n", names.join(" "))
+        }
+        TraceOptions => {
+            let mut out = String::new();
+            for (i, o) in OPTIONS[..state::TRACE_OPTIONS_SHOWN].iter().enumerate() {
+                let _ = writeln!(out, "{}{}", if st.options[i] { "" } else { "no" }, o.0);
+            }
+            out
+        }
+        ErrorLog => st.error_log.iter().map(String::as_str).collect(),
+        SetEvent => {
+            let enabled = st.enabled.clone();
+            drop(st);
+            let mut out = String::new();
+            for ev in reg
+                .listed_events()
+                .iter()
+                .filter(|e| enabled.contains(&e.serial))
+            {
+                let _ = writeln!(out, "{}:{}", ev.def.system, ev.def.name);
+            }
+            out
+        }
+        SetEventPid => pid_lines(&st.event_pids),
+        SetEventNotracePid => pid_lines(&st.event_notrace_pids),
+        SetFtracePid => pid_lines(&st.ftrace_pids),
+        SetFtraceNotracePid => pid_lines(&st.ftrace_notrace_pids),
+        Trace => trace_header(reg.ncpu),
+        TracePipe => String::new(),
+        TraceMarker | TraceMarkerRaw | FreeBuffer => return Err(EINVAL),
+    })
+}
+
+fn pid_lines(pids: &std::collections::BTreeSet<u32>) -> String {
+    pids.iter().map(|p| format!("{p}\n")).collect()
+}
+
+/// The `trace` header of the nop tracer (§10.1); records arrive with the data path.
+fn trace_header(ncpu: usize) -> String {
+    format!(
+        "# tracer: nop\n#\n# entries-in-buffer/entries-written: 0/0   #P:{ncpu}\n#\n\
+#                                _-----=> irqs-off/BH-disabled\n\
+#                               / _----=> need-resched\n\
+#                              | / _---=> hardirq/softirq\n\
+#                              || / _--=> preempt-depth\n\
+#                              ||| / _-=> migrate-disable\n\
+#                              |||| /     delay\n\
+#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION\n\
+#              | |         |   |||||     |         |\n"
+    )
+}
+
+fn read_cpu(ta: &TraceArray, cpu: usize, f: CpuFile) -> Result<String, i32> {
+    let st = ta.state.lock();
+    Ok(match f {
+        CpuFile::BufferSizeKb => match &st.buffer_kb {
+            None => format!(
+                "{} (expanded: {})\n",
+                state::UNEXPANDED_KB,
+                state::EXPANDED_KB
+            ),
+            Some(v) => format!("{}\n", v[cpu]),
+        },
+        CpuFile::Stats => {
+            let (s, us) = state::uptime();
+            format!(
+                "entries: 0\noverrun: 0\ncommit overrun: 0\nbytes: 0\noldest event ts:     0.000000\n\
+now ts: {s:5}.{us:06}\ndropped events: 0\nread events: 0\n"
+            )
+        }
+        CpuFile::Trace => trace_header(crate::ncpu()),
+        CpuFile::TracePipe | CpuFile::TracePipeRaw => String::new(),
+    })
+}
+
+/// Side effects of opening with O_TRUNC (§3.4).
+pub fn open_truncate(reg: &Registry, ta: &TraceArray, file: &File) -> Result<(), i32> {
+    let _ = reg;
+    let mut st = ta.state.lock();
+    match file {
+        File::Top(TopFile::SetEvent) => st.enabled.clear(),
+        File::Top(TopFile::ErrorLog) => st.error_log.clear(),
+        File::Top(TopFile::SetEventPid) => st.event_pids.clear(),
+        File::Top(TopFile::SetEventNotracePid) => st.event_notrace_pids.clear(),
+        File::Top(TopFile::SetFtracePid) => st.ftrace_pids.clear(),
+        File::Top(TopFile::SetFtraceNotracePid) => st.ftrace_notrace_pids.clear(),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Applies one write(2); returns the count to report.
+pub fn write(reg: &Registry, ta: &TraceArray, file: &File, data: &[u8]) -> Result<usize, i32> {
+    let n = data.len();
+    match file {
+        File::Top(f) => write_top(reg, ta, *f, data),
+        File::Option(i) => {
+            ta.state.lock().options[*i] = control::parse_option_file(data)?;
+            Ok(n)
+        }
+        File::Cpu(cpu, CpuFile::BufferSizeKb) => {
+            let kb = control::round_buffer_size_kb(control::parse_buffer_size_kb(data)?);
+            let mut st = ta.state.lock();
+            let ncpu = reg.ncpu;
+            st.buffer_kb
+                .get_or_insert_with(|| vec![state::UNEXPANDED_KB; ncpu])[*cpu] = kb;
+            Ok(n)
+        }
+        File::Cpu(_, CpuFile::Trace) => Ok(n),
+        File::Cpu(..) => Err(EINVAL),
+        File::Events(EventsFile::Enable) => {
+            let on = control::parse_enable(data)?;
+            let events = reg.all_events();
+            set_enabled(ta, events.iter(), on).map(|()| n)
+        }
+        File::Events(_) => Err(EINVAL),
+        File::System(sys, SystemFile::Enable) => {
+            let on = control::parse_enable(data)?;
+            let events: Vec<_> = sys.events.read().iter().cloned().collect();
+            set_enabled(ta, events.iter(), on).map(|()| n)
+        }
+        File::System(sys, SystemFile::Filter) => {
+            if trimmed(data) != b"0" {
+                return Err(EINVAL); // filter expressions arrive with the control issue
+            }
+            let events: Vec<_> = sys.events.read().iter().cloned().collect();
+            let mut st = ta.state.lock();
+            for ev in events {
+                st.filters.remove(&ev.serial);
+            }
+            Ok(n)
+        }
+        File::Event(ev, EventFile::Enable) => {
+            let on = control::parse_enable(data)?;
+            set_enabled(ta, std::iter::once(ev), on).map(|()| n)
+        }
+        File::Event(ev, EventFile::Filter) => {
+            if trimmed(data) != b"0" {
+                return Err(EINVAL); // filter expressions arrive with the control issue
+            }
+            ta.state.lock().filters.remove(&ev.serial);
+            Ok(n)
+        }
+        File::Event(_, EventFile::Trigger) => match data {
+            [] => Ok(0),
+            _ => Err(EINVAL), // triggers arrive with the control issue
+        },
+        File::Event(_, EventFile::Format | EventFile::Id) => Err(EINVAL),
+    }
+}
+
+fn trimmed(data: &[u8]) -> &[u8] {
+    data.trim_ascii()
+}
+
+/// Sets the enable flag of every enableable event among `events`; EINVAL if there is none.
+fn set_enabled<'a>(
+    ta: &TraceArray,
+    events: impl Iterator<Item = &'a Arc<Event>>,
+    on: bool,
+) -> Result<(), i32> {
+    let mut st = ta.state.lock();
+    let mut any = false;
+    for ev in events.filter(|e| e.enableable()) {
+        any = true;
+        if on {
+            st.enabled.insert(ev.serial);
+        } else {
+            st.enabled.remove(&ev.serial);
+        }
+    }
+    if any { Ok(()) } else { Err(EINVAL) }
+}
+
+fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result<usize, i32> {
+    use TopFile::*;
+    let n = data.len();
+    match f {
+        SetEvent => {
+            let w = control::parse_set_event(data)?;
+            if let Some(cmd) = w.command {
+                let matched: Vec<_> = reg
+                    .listed_events()
+                    .into_iter()
+                    .filter(|e| cmd.selector.matches(&e.def.system, &e.def.name))
+                    .collect();
+                set_enabled(ta, matched.iter(), cmd.enable)?;
+            }
+            Ok(w.consumed)
+        }
+        TracingOn => {
+            ta.state.lock().tracing_on = control::parse_tracing_on(data)?;
+            Ok(n)
+        }
+        CurrentTracer => match control::parse_word(data)? {
+            "nop" => Ok(n),
+            _ => Err(EINVAL),
+        },
+        TraceClock => {
+            let word = control::parse_word(data)?;
+            let idx = TRACE_CLOCKS.iter().position(|c| *c == word).ok_or(EINVAL)?;
+            ta.state.lock().trace_clock = idx;
+            Ok(n)
+        }
+        BufferSizeKb => {
+            let kb = control::round_buffer_size_kb(control::parse_buffer_size_kb(data)?);
+            ta.state.lock().buffer_kb = Some(vec![kb; reg.ncpu]);
+            Ok(n)
+        }
+        BufferPercent => {
+            ta.state.lock().buffer_percent = control::parse_buffer_percent(data)?;
+            Ok(n)
+        }
+        BufferSubbufSizeKb => {
+            ta.state.lock().subbuf_kb = control::parse_buffer_subbuf_size_kb(data)?;
+            Ok(n)
+        }
+        SavedCmdlinesSize => {
+            ta.state.lock().saved_cmdlines_size = control::parse_saved_cmdlines_size(data)?;
+            Ok(n)
+        }
+        TracingThresh => {
+            ta.state.lock().tracing_thresh = control::parse_tracing_thresh(data)?;
+            Ok(n)
+        }
+        TracingCpumask => {
+            ta.state.lock().cpumask = control::parse_tracing_cpumask(data)?;
+            Ok(n)
+        }
+        TraceOptions => {
+            let names: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
+            let (name, on) = control::parse_trace_options(data, &names)?;
+            let idx = names.iter().position(|o| *o == name).ok_or(EINVAL)?;
+            ta.state.lock().options[idx] = on;
+            Ok(n)
+        }
+        SetEventPid | SetEventNotracePid | SetFtracePid | SetFtraceNotracePid => {
+            let pids = control::parse_pid_list(data)?;
+            let mut st = ta.state.lock();
+            let set = match f {
+                SetEventPid => &mut st.event_pids,
+                SetEventNotracePid => &mut st.event_notrace_pids,
+                SetFtracePid => &mut st.ftrace_pids,
+                _ => &mut st.ftrace_notrace_pids,
+            };
+            set.extend(pids);
+            Ok(n)
+        }
+        // No kernel functions to filter on: only blank writes are accepted.
+        SetFtraceFilter | SetFtraceNotrace => {
+            if data.trim_ascii().is_empty() {
+                Ok(n)
+            } else {
+                Err(EINVAL)
+            }
+        }
+        // Dynamic events arrive with the control issue: blank lines and comments only.
+        DynamicEvents | UprobeEvents => {
+            let ok = data.split(|c| *c == b'\n').all(|l| {
+                let l = l.trim_ascii();
+                l.is_empty() || l.starts_with(b"#")
+            });
+            if ok { Ok(n) } else { Err(EINVAL) }
+        }
+        ErrorLog | Trace | FreeBuffer => Ok(n),
+        TraceMarker => {
+            if !ta.state.lock().tracing_on {
+                return Err(EBADF);
+            }
+            // One record holds at most this much with 4 KiB sub-buffers (§10.3).
+            Ok(n.min(4054))
+        }
+        TraceMarkerRaw => {
+            if !ta.state.lock().tracing_on {
+                return Err(EBADF);
+            }
+            if n < 4 { Err(EINVAL) } else { Ok(n.min(4054)) }
+        }
+        Readme
+        | AvailableEvents
+        | AvailableFilterFunctions
+        | AvailableFilterFunctionsAddrs
+        | AvailableTracers
+        | BufferTotalSizeKb
+        | DynFtraceTotalInfo
+        | EnabledFunctions
+        | PrintkFormats
+        | SavedCmdlines
+        | SavedTgids
+        | TimestampMode
+        | TouchedFunctions
+        | TracePipe
+        | UprobeProfile => Err(EINVAL),
+    }
+}

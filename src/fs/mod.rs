@@ -1,0 +1,576 @@
+//! The FUSE adapter: maps kernel requests onto the registry and the tracefs file set.
+//!
+//! Invariants kept here (see ARCHITECTURE.md):
+//! - **No negative entry is ever cached.** A name that does not exist is answered with a plain
+//!   `ENOENT` error (never an entry with inode 0 and a timeout), so the next lookup asks again.
+//! - **Every lookup consults the registry under the searched directory's lock**, and holds it
+//!   until the reply is sent, so a concurrent removal is ordered entirely before or after it.
+//! - **Every inode is complete before it is named**: the node is recorded with all it needs
+//!   and its attributes computed before the LOOKUP/READDIRPLUS reply goes out.
+//! - **Positive entries are cached** (`--ttl`) because every removal invalidates them through
+//!   the notifier thread ([`notify`]), never from a request handler.
+
+pub mod entry;
+pub mod nodes;
+pub mod notify;
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use dashmap::DashMap;
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
+};
+use parking_lot::Mutex;
+
+use crate::files::{self, File};
+use crate::registry::{AttrOverride, Registry};
+use crate::state::TraceArray;
+use entry::Entry;
+use nodes::{Nodes, Times};
+
+/// Counters a stress run or a person can read (see `stats_text`).
+#[derive(Default)]
+pub struct Counters {
+    pub lookups: AtomicU64,
+    pub lookup_misses: AtomicU64,
+    pub forgets: AtomicU64,
+    pub readdirs: AtomicU64,
+    pub opens: AtomicU64,
+    pub reads: AtomicU64,
+    pub writes: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub parked_pipe_reads: AtomicU64,
+}
+
+/// The counter of notifications sent lives for the whole process (the notifier thread holds it).
+pub static NOTIFICATIONS_SENT: AtomicU64 = AtomicU64::new(0);
+
+/// An open file: what it acts on and, for chunked reads, the content generated at offset 0.
+struct Handle {
+    ta: Arc<TraceArray>,
+    file: File,
+    snapshot: Mutex<Option<Arc<Vec<u8>>>>,
+}
+
+/// The filesystem handed to the FUSE session; a cheap handle on [`Core`], which the stats
+/// socket and the notifier share.
+pub struct TraceFs {
+    core: Arc<Core>,
+}
+
+impl std::ops::Deref for TraceFs {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+pub struct Core {
+    pub reg: Arc<Registry>,
+    pub nodes: Nodes,
+    pub counters: Counters,
+    handles: DashMap<u64, Handle>,
+    next_fh: AtomicU64,
+    ttl: Duration,
+    /// Blocked `trace_pipe` readers; the data path answers them when records arrive.
+    parked: Mutex<Vec<ReplyData>>,
+}
+
+fn errno(e: i32) -> Errno {
+    Errno::from_i32(e)
+}
+
+impl TraceFs {
+    pub fn new(reg: Arc<Registry>, ttl: Duration) -> TraceFs {
+        TraceFs {
+            core: Arc::new(Core::new(reg, ttl)),
+        }
+    }
+
+    pub fn core(&self) -> Arc<Core> {
+        self.core.clone()
+    }
+}
+
+impl Core {
+    fn new(reg: Arc<Registry>, ttl: Duration) -> Core {
+        Core {
+            reg,
+            nodes: Nodes::default(),
+            counters: Counters::default(),
+            handles: DashMap::new(),
+            next_fh: AtomicU64::new(1),
+            ttl,
+            parked: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The trace array, entry and times of `ino`, if the kernel may name it.
+    fn resolve(&self, ino: INodeNo) -> Option<(Arc<TraceArray>, Entry, Times)> {
+        if ino == INodeNo::ROOT {
+            return Some((
+                self.reg.top.clone(),
+                Entry::Root,
+                Times::at(self.reg.mounted_at),
+            ));
+        }
+        self.nodes.get(ino.0)
+    }
+
+    /// Attributes of `entry`: defaults, then the registry's chmod/chown overrides.
+    fn attr(&self, ta: &TraceArray, entry: &Entry, times: Times) -> FileAttr {
+        let ino = entry.ino(ta);
+        let o = self.reg.override_of(ino);
+        FileAttr {
+            ino: INodeNo(ino),
+            size: 0,
+            blocks: 0,
+            atime: times.atime,
+            mtime: times.mtime,
+            ctime: times.ctime,
+            crtime: times.ctime,
+            kind: entry.kind(),
+            perm: o.mode.unwrap_or_else(|| entry.default_mode(&self.reg, ta)),
+            nlink: entry.nlink(&self.reg, ta),
+            uid: o.uid.unwrap_or(self.reg.owner.uid),
+            gid: o.gid.unwrap_or(self.reg.owner.gid),
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    /// Records one kernel reference to `entry` and returns its complete attributes. Called
+    /// under the parent directory's lock, before the reply naming the entry is sent.
+    fn remember(&self, ta: &Arc<TraceArray>, entry: &Entry) -> FileAttr {
+        // Entries outside eventfs carry the time their trace array was created, like tracefs;
+        // eventfs entries carry the time their node was built (§4.3).
+        let born = match entry {
+            Entry::EventsDir
+            | Entry::EventsFile(_)
+            | Entry::SystemDir(_)
+            | Entry::SystemFile(..)
+            | Entry::EventDir(_)
+            | Entry::EventFile(..) => SystemTime::now(),
+            _ => ta.created,
+        };
+        let times = self.nodes.remember(entry.ino(ta), ta, entry, born);
+        self.attr(ta, entry, times)
+    }
+
+    /// The daemon's counters as `key value` lines.
+    pub fn stats_text(&self) -> String {
+        let c = &self.counters;
+        let (dirs, files) = self.nodes.count_by_kind();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        format!(
+            "nodes {}\nnodes_dir {dirs}\nnodes_file {files}\nhandles {}\nevents {}\nsystems {}\n\
+overrides {}\nlookups {}\nlookup_misses {}\nforgets {}\nreaddirs {}\nopens {}\nreads {}\n\
+writes {}\nwrite_errors {}\nparked_pipe_reads {}\nnotifications {}\n",
+            self.nodes.len(),
+            self.handles.len(),
+            self.reg.event_count(),
+            self.reg.system_count(),
+            self.reg.override_count(),
+            get(&c.lookups),
+            get(&c.lookup_misses),
+            get(&c.forgets),
+            get(&c.readdirs),
+            get(&c.opens),
+            get(&c.reads),
+            get(&c.writes),
+            get(&c.write_errors),
+            get(&c.parked_pipe_reads),
+            NOTIFICATIONS_SENT.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The directory behind `ino`, for readdir.
+    fn dir_of(&self, ino: INodeNo) -> Result<(Arc<TraceArray>, Entry, Times), Errno> {
+        match self.resolve(ino) {
+            Some(d) if d.1.is_dir() => Ok(d),
+            Some(_) => Err(Errno::ENOTDIR),
+            None => Err(Errno::ESTALE),
+        }
+    }
+}
+
+impl Filesystem for TraceFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // O_TRUNC must reach `open` (set_event, trace, error_log clear on it); READDIRPLUS
+        // lets `ls -l` fill the cache without a LOOKUP per entry.
+        let wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
+            | InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_PARALLEL_DIROPS;
+        if let Err(missing) = config.add_capabilities(wanted) {
+            tracing::warn!("kernel lacks FUSE capabilities {missing:?}");
+            let _ = config.add_capabilities(wanted - missing);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.counters.lookups.fetch_add(1, Ordering::Relaxed);
+        let Some((ta, dir, _)) = self.resolve(parent) else {
+            return reply.error(Errno::ESTALE);
+        };
+        let Some(name) = name.to_str() else {
+            self.counters.lookup_misses.fetch_add(1, Ordering::Relaxed);
+            return reply.error(Errno::ENOENT);
+        };
+        let guard = dir.lock(&self.reg);
+        match guard.find(&self.reg, &ta, &dir, name) {
+            Some(child) => {
+                let attr = self.remember(&ta, &child);
+                tracing::debug!(name, ino = attr.ino.0, "lookup");
+                reply.entry_with_ttls(&self.ttl, &self.ttl, &attr, Generation(0));
+            }
+            None => {
+                self.counters.lookup_misses.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(name, "lookup: ENOENT");
+                reply.error(Errno::ENOENT);
+            }
+        }
+        drop(guard);
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.counters.forgets.fetch_add(1, Ordering::Relaxed);
+        if !self.nodes.forget(ino.0, nlookup) && ino != INodeNo::ROOT {
+            tracing::warn!(ino = ino.0, nlookup, "forget of an unknown inode");
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.resolve(ino) {
+            Some((ta, entry, times)) => reply.attr(&self.ttl, &self.attr(&ta, &entry, times)),
+            None => reply.error(Errno::ESTALE),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let Some((ta, entry, _)) = self.resolve(ino) else {
+            return reply.error(Errno::ESTALE);
+        };
+        // chmod/chown touch only this entry and live in the registry, so they survive the
+        // kernel forgetting the inode (§4.4). A size change is accepted and ignored (§1).
+        let change = AttrOverride {
+            mode: mode.map(|m| (m & 0o7777) as u16),
+            uid,
+            gid,
+        };
+        if change != AttrOverride::default() {
+            self.reg.set_override(entry.ino(&ta), change);
+        }
+        let now = SystemTime::now();
+        let at = |t: TimeOrNow| match t {
+            TimeOrNow::Now => now,
+            TimeOrNow::SpecificTime(t) => t,
+        };
+        self.nodes.update_times(ino.0, |t| {
+            if let Some(a) = atime {
+                t.atime = at(a);
+            }
+            if let Some(m) = mtime {
+                t.mtime = at(m);
+            }
+            if size.is_some() || mtime.is_some() || change != AttrOverride::default() {
+                t.ctime = now;
+            }
+            if size.is_some() {
+                t.mtime = now;
+            }
+        });
+        let times = self.resolve(ino).map_or(Times::at(now), |r| r.2);
+        reply.attr(&self.ttl, &self.attr(&ta, &entry, times));
+    }
+
+    fn mknod(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, _: u32, _: u32, reply: ReplyEntry) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn mkdir(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, _: u32, reply: ReplyEntry) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn unlink(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn rmdir(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn symlink(&self, _: &Request, _: INodeNo, _: &OsStr, _: &std::path::Path, reply: ReplyEntry) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn rename(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: &OsStr,
+        _: INodeNo,
+        _: &OsStr,
+        _: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn link(&self, _: &Request, _: INodeNo, _: INodeNo, _: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn create(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: &OsStr,
+        _: u32,
+        _: u32,
+        _: i32,
+        reply: ReplyCreate,
+    ) {
+        reply.error(Errno::EACCES);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        self.counters.opens.fetch_add(1, Ordering::Relaxed);
+        let Some((ta, entry, _)) = self.resolve(ino) else {
+            return reply.error(Errno::ESTALE);
+        };
+        let Some(file) = entry.file() else {
+            return reply.error(Errno::EISDIR);
+        };
+        if flags.0 & libc::O_TRUNC != 0 && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            if let Err(e) = files::open_truncate(&self.reg, &ta, &file) {
+                return reply.error(errno(e));
+            }
+            // A truncating open goes through setattr in the kernel: mtime and ctime move.
+            let now = SystemTime::now();
+            self.nodes.update_times(ino.0, |t| {
+                t.mtime = now;
+                t.ctime = now;
+            });
+        }
+        let mut open_flags = FopenFlags::FOPEN_DIRECT_IO;
+        if file.is_pipe() {
+            open_flags |= FopenFlags::FOPEN_NONSEEKABLE;
+        }
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.insert(
+            fh,
+            Handle {
+                ta,
+                file,
+                snapshot: Mutex::new(None),
+            },
+        );
+        reply.opened(FileHandle(fh), open_flags);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.counters.reads.fetch_add(1, Ordering::Relaxed);
+        let Some(h) = self.handles.get(&fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        if h.file.is_pipe() {
+            // Nothing produces records yet: a non-blocking reader gets EAGAIN, a blocking one
+            // waits (without holding a worker thread) until the data path answers it.
+            if flags.0 & libc::O_NONBLOCK != 0 {
+                return reply.error(Errno::EAGAIN);
+            }
+            self.counters
+                .parked_pipe_reads
+                .fetch_add(1, Ordering::Relaxed);
+            self.parked.lock().push(reply);
+            return;
+        }
+        if h.file.eof_past_zero() && offset > 0 {
+            return reply.data(&[]);
+        }
+        // Content is generated at offset 0 and kept for the later chunks of the same read
+        // sequence, so `cat` with small buffers sees one consistent text.
+        let content = {
+            let mut snap = h.snapshot.lock();
+            match (&*snap, offset) {
+                (Some(c), o) if o > 0 => c.clone(),
+                _ => match files::read(&self.reg, &h.ta, &h.file) {
+                    Ok(c) => {
+                        let c = Arc::new(c);
+                        *snap = Some(c.clone());
+                        c
+                    }
+                    Err(e) => return reply.error(errno(e)),
+                },
+            }
+        };
+        let start = (offset as usize).min(content.len());
+        let end = start.saturating_add(size as usize).min(content.len());
+        reply.data(&content[start..end]);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        self.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let Some(h) = self.handles.get(&fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        // Every write(2) is parsed on its own, whatever the offset (§3.1).
+        match files::write(&self.reg, &h.ta, &h.file, data) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => {
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(len = data.len(), errno = e, "write rejected");
+                reply.error(errno(e))
+            }
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.remove(&fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.resolve(ino) {
+            Some((_, e, _)) if e.is_dir() => reply.opened(FileHandle(0), FopenFlags::empty()),
+            Some(_) => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ESTALE),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        self.counters.readdirs.fetch_add(1, Ordering::Relaxed);
+        let (ta, dir, _) = match self.dir_of(ino) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        let guard = dir.lock(&self.reg);
+        if offset < 1 && reply.add(ino, 1, FileType::Directory, ".") {
+            return reply.ok();
+        }
+        if offset < 2 {
+            let parent = entry::parent_of(&self.reg, &dir).ino(&ta);
+            if reply.add(INodeNo(parent), 2, FileType::Directory, "..") {
+                return reply.ok();
+            }
+        }
+        for l in guard.list(&self.reg, &ta, &dir, offset) {
+            if reply.add(INodeNo(l.entry.ino(&ta)), l.cookie, l.entry.kind(), &l.name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        self.counters.readdirs.fetch_add(1, Ordering::Relaxed);
+        let (ta, dir, times) = match self.dir_of(ino) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        let guard = dir.lock(&self.reg);
+        // `.` and `..` are not counted by the kernel, so no node is taken for them.
+        if offset < 1
+            && reply.add(
+                ino,
+                1,
+                ".",
+                &self.ttl,
+                &self.attr(&ta, &dir, times),
+                Generation(0),
+            )
+        {
+            return reply.ok();
+        }
+        if offset < 2 {
+            let parent = entry::parent_of(&self.reg, &dir);
+            let attr = self.attr(&ta, &parent, times);
+            if reply.add(attr.ino, 2, "..", &self.ttl, &attr, Generation(0)) {
+                return reply.ok();
+            }
+        }
+        for l in guard.list(&self.reg, &ta, &dir, offset) {
+            // Counted before it can reach the kernel; uncounted again if it did not fit.
+            let attr = self.remember(&ta, &l.entry);
+            if reply.add(attr.ino, l.cookie, &l.name, &self.ttl, &attr, Generation(0)) {
+                self.nodes.forget(attr.ino.0, 1);
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
+    }
+}

@@ -1,0 +1,107 @@
+//! The node table: one node per inode the kernel holds a lookup count on, created when a
+//! LOOKUP or READDIRPLUS reply names it and freed when FORGET brings the count to zero.
+//!
+//! Invariant: every node is complete (entry, owner trace array, times) before the reply that
+//! names it is sent; its attributes are derived from the registry each time, so a node never
+//! carries state that the kernel forgetting it could lose, except its own timestamps (as in
+//! tracefs, where an inode's times are those of its creation).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::DashMap;
+
+use super::entry::Entry;
+use crate::state::TraceArray;
+
+#[derive(Clone, Copy)]
+pub struct Times {
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+}
+
+impl Times {
+    pub fn at(t: SystemTime) -> Times {
+        Times {
+            atime: t,
+            mtime: t,
+            ctime: t,
+        }
+    }
+}
+
+pub struct Node {
+    pub ta: Arc<TraceArray>,
+    pub entry: Entry,
+    pub nlookup: u64,
+    pub times: Times,
+}
+
+#[derive(Default)]
+pub struct Nodes {
+    map: DashMap<u64, Node>,
+}
+
+impl Nodes {
+    /// Counts one more kernel reference to `ino`, creating the node if needed; returns the
+    /// node's times.
+    pub fn remember(
+        &self,
+        ino: u64,
+        ta: &Arc<TraceArray>,
+        entry: &Entry,
+        born: SystemTime,
+    ) -> Times {
+        let mut node = self.map.entry(ino).or_insert_with(|| Node {
+            ta: ta.clone(),
+            entry: entry.clone(),
+            nlookup: 0,
+            times: Times::at(born),
+        });
+        node.nlookup += 1;
+        node.times
+    }
+
+    /// Drops `n` kernel references; frees the node at zero. Returns false for an unknown ino.
+    pub fn forget(&self, ino: u64, n: u64) -> bool {
+        let gone = match self.map.get_mut(&ino) {
+            Some(mut node) => {
+                node.nlookup = node.nlookup.saturating_sub(n);
+                node.nlookup == 0
+            }
+            None => return false,
+        };
+        if gone {
+            self.map.remove_if(&ino, |_, node| node.nlookup == 0);
+        }
+        true
+    }
+
+    /// The node's trace array, entry and times.
+    pub fn get(&self, ino: u64) -> Option<(Arc<TraceArray>, Entry, Times)> {
+        self.map
+            .get(&ino)
+            .map(|n| (n.ta.clone(), n.entry.clone(), n.times))
+    }
+
+    pub fn update_times(&self, ino: u64, f: impl FnOnce(&mut Times)) {
+        if let Some(mut n) = self.map.get_mut(&ino) {
+            f(&mut n.times);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Live nodes split into (directories, files).
+    pub fn count_by_kind(&self) -> (usize, usize) {
+        let dirs = self.map.iter().filter(|n| n.entry.is_dir()).count();
+        (dirs, self.map.len() - dirs)
+    }
+}

@@ -1,0 +1,57 @@
+//! Kernel notifications (entry invalidation and deletion) go through one dedicated thread,
+//! never from inside a request handler: the kernel takes the parent directory's lock to apply
+//! them, and a handler may be serving a request that holds that very lock.
+//!
+//! A change that must be invisible by the time its own request returns (deleting an event,
+//! removing an instance) hands its reply to this thread as well: the thread sends the
+//! invalidations first and then the reply, so the worker thread is free in the meantime.
+
+use std::ffi::OsString;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+
+use fuser::{INodeNo, Notifier};
+
+pub enum Notice {
+    /// Forget the kernel's cached entry `name` in directory `parent`.
+    InvalEntry { parent: u64, name: OsString },
+    /// Run after every earlier notice has been sent (typically: send a deferred reply).
+    Then(Box<dyn FnOnce() + Send>),
+}
+
+#[derive(Clone)]
+pub struct NotifyQueue {
+    tx: mpsc::Sender<Notice>,
+}
+
+impl NotifyQueue {
+    /// Starts the notifier thread. It ends when every queue handle is dropped.
+    pub fn start(notifier: Notifier, sent: &'static AtomicU64) -> NotifyQueue {
+        let (tx, rx) = mpsc::channel::<Notice>();
+        std::thread::Builder::new()
+            .name("notifier".into())
+            .spawn(move || {
+                for notice in rx {
+                    match notice {
+                        Notice::InvalEntry { parent, name } => {
+                            // ENOENT means the kernel had nothing cached: not an error.
+                            match notifier.inval_entry(INodeNo(parent), &name) {
+                                Ok(()) => {}
+                                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                                Err(e) => tracing::warn!(parent, ?name, "inval_entry: {e}"),
+                            }
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Notice::Then(f) => f(),
+                    }
+                }
+            })
+            .expect("spawn notifier thread");
+        NotifyQueue { tx }
+    }
+
+    pub fn send(&self, notice: Notice) {
+        // The receiver only goes away at shutdown; a lost notice then changes nothing.
+        let _ = self.tx.send(notice);
+    }
+}

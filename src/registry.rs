@@ -1,0 +1,335 @@
+//! The event registry: the single source of truth for what exists (subsystems, events, trace
+//! arrays) and for their state (enable flags, tracing settings, attribute overrides).
+//!
+//! It knows nothing of FUSE. The filesystem view asks it, under the lock of the directory being
+//! searched, whether a name exists; nothing else decides existence.
+//!
+//! Locks, in the order they may be taken (never the reverse):
+//! 1. a directory lock: `Registry::systems` (the `events/` directory), a `System::events`
+//!    (one subsystem directory) or an `Event::life` (one event directory);
+//! 2. a trace array's `TraceArray::state` (enable flags and settings); it is never held while
+//!    taking a directory lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use parking_lot::RwLock;
+
+use crate::catalog::{Catalog, EventDef, FileSet};
+
+/// Serial numbers 0..FIRST_SERIAL are reserved for the fixed directories of a trace array.
+pub const FIRST_SERIAL: u64 = 1 << 16;
+
+/// Something that lives in a directory with a stable name and serial.
+pub trait Named {
+    fn name(&self) -> &str;
+    fn serial(&self) -> u64;
+}
+
+/// The children of one directory: listing order plus a name index. Serials grow in creation
+/// order, so the listing is sorted by serial and a readdir cursor is "the next serial after".
+pub struct Children<T> {
+    list: Vec<Arc<T>>,
+    by_name: HashMap<Box<str>, Arc<T>>,
+}
+
+impl<T: Named> Children<T> {
+    fn new() -> Self {
+        Children {
+            list: Vec::new(),
+            by_name: HashMap::new(),
+        }
+    }
+
+    fn push(&mut self, item: Arc<T>) {
+        debug_assert!(self.list.last().is_none_or(|l| l.serial() < item.serial()));
+        self.by_name.insert(item.name().into(), item.clone());
+        self.list.push(item);
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<T>> {
+        self.by_name.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
+        self.list.iter()
+    }
+
+    /// Children whose serial is greater than `after` (a readdir cursor), in listing order.
+    pub fn after(&self, after: u64) -> &[Arc<T>] {
+        let start = self.list.partition_point(|c| c.serial() <= after);
+        &self.list[start..]
+    }
+}
+
+/// A subsystem directory `events/<name>/`.
+pub struct System {
+    pub name: Box<str>,
+    pub serial: u64,
+    /// The directory lock of `events/<name>/` and its contents.
+    pub events: RwLock<Children<Event>>,
+    /// True for subsystems whose events are all ignore-enable (`ftrace`): no `enable`/`filter`.
+    pub internal: bool,
+}
+
+impl Named for System {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn serial(&self) -> u64 {
+        self.serial
+    }
+}
+
+/// Whether a registry directory still exists. Removal flips it under the directory's lock, so a
+/// lookup holding the lock either sees a live entry or none at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Life {
+    Alive,
+    Removed,
+}
+
+/// An event directory `events/<system>/<name>/`.
+pub struct Event {
+    pub serial: u64,
+    pub def: EventDef,
+    /// Listing position in `available_events`/`set_event` (lower first).
+    pub order: i64,
+    /// The directory lock of the event's own directory.
+    pub life: RwLock<Life>,
+}
+
+impl Named for Event {
+    fn name(&self) -> &str {
+        &self.def.name
+    }
+    fn serial(&self) -> u64 {
+        self.serial
+    }
+}
+
+impl Event {
+    pub fn files(&self) -> FileSet {
+        self.def.files
+    }
+    /// Ignore-enable events (ftrace internals) are not listed or enabled anywhere.
+    pub fn enableable(&self) -> bool {
+        !self.def.files.ignore_enable()
+    }
+}
+
+/// Owner and mode overrides set by chmod/chown on one entry (never inherited).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AttrOverride {
+    pub mode: Option<u16>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// Mount-wide ownership defaults (`-o uid=,gid=,mode=`).
+#[derive(Clone, Copy, Debug)]
+pub struct MountOwner {
+    pub uid: u32,
+    pub gid: u32,
+    pub root_mode: u16,
+}
+
+pub struct Registry {
+    pub header_page: String,
+    pub header_event: String,
+    /// The directory lock of every `events/` directory: the subsystem list.
+    pub systems: RwLock<Children<System>>,
+    pub top: Arc<crate::state::TraceArray>,
+    pub owner: MountOwner,
+    pub ncpu: usize,
+    pub mounted_at: SystemTime,
+    serials: AtomicU64,
+    /// chmod/chown results keyed by the entry's stable inode number; they outlive the
+    /// kernel's inodes (it forgets them at will) and end when the entry is removed.
+    overrides: dashmap::DashMap<u64, AttrOverride>,
+    event_count: usize,
+}
+
+impl Registry {
+    pub fn new(catalog: Catalog, owner: MountOwner, ncpu: usize) -> Registry {
+        let serials = AtomicU64::new(FIRST_SERIAL);
+        let next = || serials.fetch_add(1, Ordering::Relaxed);
+        let event_count = catalog.events.len();
+        // Group by subsystem, keeping first-appearance order (the catalog is in directory order).
+        let mut groups: Vec<(String, Vec<EventDef>)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for def in catalog.events {
+            let i = *index.entry(def.system.clone()).or_insert_with(|| {
+                groups.push((def.system.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[i].1.push(def);
+        }
+        let mut systems: Children<System> = Children::new();
+        for (name, defs) in groups {
+            // A subsystem offers enable/filter unless every event in it is ignore-enable.
+            let internal = defs.iter().all(|d| d.files.ignore_enable());
+            let sys = System {
+                name: name.into(),
+                serial: next(),
+                events: RwLock::new(Children::new()),
+                internal,
+            };
+            {
+                let mut events = sys.events.write();
+                for def in defs {
+                    let order = def.seq.map_or(i64::MAX, i64::from);
+                    events.push(Arc::new(Event {
+                        serial: next(),
+                        def,
+                        order,
+                        life: RwLock::new(Life::Alive),
+                    }));
+                }
+            }
+            systems.push(Arc::new(sys));
+        }
+        Registry {
+            header_page: catalog.header_page,
+            header_event: catalog.header_event,
+            systems: RwLock::new(systems),
+            top: Arc::new(crate::state::TraceArray::new(0, SystemTime::now())),
+            owner,
+            ncpu,
+            mounted_at: SystemTime::now(),
+            serials,
+            overrides: dashmap::DashMap::new(),
+            event_count,
+        }
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.event_count
+    }
+
+    pub fn system_count(&self) -> usize {
+        self.systems.read().len()
+    }
+
+    /// Every event, in no particular order, with a snapshot of the tree (takes each directory
+    /// lock briefly, one at a time).
+    pub fn all_events(&self) -> Vec<Arc<Event>> {
+        let systems: Vec<Arc<System>> = self.systems.read().iter().cloned().collect();
+        let mut out = Vec::with_capacity(self.event_count);
+        for s in systems {
+            out.extend(s.events.read().iter().cloned());
+        }
+        out
+    }
+
+    /// Enableable events in `available_events` order.
+    pub fn listed_events(&self) -> Vec<Arc<Event>> {
+        let mut evs: Vec<_> = self
+            .all_events()
+            .into_iter()
+            .filter(|e| e.enableable())
+            .collect();
+        evs.sort_by_key(|e| e.order);
+        evs
+    }
+
+    pub fn override_of(&self, key: u64) -> AttrOverride {
+        self.overrides.get(&key).map(|o| *o).unwrap_or_default()
+    }
+
+    pub fn set_override(&self, key: u64, change: AttrOverride) {
+        let mut o = self.overrides.entry(key).or_default();
+        o.mode = change.mode.or(o.mode);
+        o.uid = change.uid.or(o.uid);
+        o.gid = change.gid.or(o.gid);
+    }
+
+    pub fn override_count(&self) -> usize {
+        self.overrides.len()
+    }
+
+    /// A fresh serial for a directory created at run time (never reused).
+    pub fn next_serial(&self) -> u64 {
+        self.serials.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reg() -> Registry {
+        Registry::new(
+            Catalog::embedded(),
+            MountOwner {
+                uid: 0,
+                gid: 0,
+                root_mode: 0o700,
+            },
+            2,
+        )
+    }
+
+    #[test]
+    fn tree_mirrors_catalog() {
+        let r = reg();
+        let systems = r.systems.read();
+        assert!(systems.len() > 100);
+        let sched = systems.get("sched").unwrap();
+        assert!(!sched.internal);
+        assert!(sched.events.read().get("sched_switch").is_some());
+        assert!(systems.get("ftrace").unwrap().internal);
+        // Serials grow in listing order so readdir cursors work.
+        let serials: Vec<u64> = systems.iter().map(|s| s.serial).collect();
+        assert!(serials.windows(2).all(|w| w[0] < w[1]));
+        let after = systems.after(sched.serial);
+        assert!(after.iter().all(|s| s.serial > sched.serial));
+    }
+
+    #[test]
+    fn listed_events_follow_available_events_order() {
+        let r = reg();
+        let listed = r.listed_events();
+        assert_eq!(listed[0].def.name, "initcall_finish");
+        assert!(listed.iter().all(|e| e.def.system != "ftrace"));
+        assert_eq!(listed.len(), r.event_count() - 18);
+    }
+
+    #[test]
+    fn overrides_merge() {
+        let r = reg();
+        r.set_override(
+            7,
+            AttrOverride {
+                mode: Some(0o600),
+                ..Default::default()
+            },
+        );
+        r.set_override(
+            7,
+            AttrOverride {
+                uid: Some(5),
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            r.override_of(7),
+            AttrOverride {
+                mode: Some(0o600),
+                uid: Some(5),
+                gid: None
+            }
+        );
+        assert_eq!(r.override_of(8), AttrOverride::default());
+    }
+}

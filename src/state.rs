@@ -1,0 +1,199 @@
+//! Per trace array state: which events are enabled and the tracing settings a trace array has
+//! (the top level now; instances share this type). Compact by design: an event costs nothing
+//! here until it is enabled.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+
+/// Trace options: name, default at the top level, default in an instance, whether an
+/// instance's `options/` directory offers it. In the kernel's `trace_options` order.
+pub const OPTIONS: &[(&str, bool, bool, bool)] = &[
+    ("print-parent", true, true, true),
+    ("sym-offset", false, false, true),
+    ("sym-addr", false, false, true),
+    ("verbose", false, false, true),
+    ("raw", false, false, true),
+    ("hex", false, false, true),
+    ("bin", false, false, true),
+    ("block", false, false, true),
+    ("fields", false, false, true),
+    ("trace_printk", true, true, false),
+    ("annotate", true, true, true),
+    ("userstacktrace", false, false, true),
+    ("sym-userobj", false, false, true),
+    ("printk-msg-only", false, false, false),
+    ("context-info", true, true, true),
+    ("latency-format", false, false, true),
+    ("record-cmd", true, true, false),
+    ("record-tgid", false, false, true),
+    ("overwrite", true, true, true),
+    ("disable_on_free", false, false, true),
+    ("irq-info", true, true, true),
+    ("markers", true, true, true),
+    ("event-fork", false, false, true),
+    ("trace_printk_dest", true, false, true),
+    ("copy_trace_marker", true, false, true),
+    ("pause-on-trace", false, false, true),
+    ("hash-ptr", true, true, true),
+    ("function-trace", true, true, true),
+    ("function-fork", false, false, true),
+    ("stacktrace", false, false, true),
+    ("test_nop_accept", false, false, true),
+    ("test_nop_refuse", false, false, true),
+    // Tracer-specific options: files in options/, not shown by `trace_options`.
+    ("blk_cgname", false, false, false),
+    ("blk_cgroup", false, false, false),
+    ("blk_classic", false, false, false),
+    ("func-no-repeats", false, false, true),
+    ("func_stack_trace", false, false, true),
+];
+
+/// How many leading entries of [`OPTIONS`] `trace_options` lists.
+pub const TRACE_OPTIONS_SHOWN: usize = 32;
+
+pub const TRACE_CLOCKS: &[&str] = &[
+    "local", "global", "counter", "uptime", "perf", "mono", "mono_raw", "boot", "tai", "x86-tsc",
+];
+
+/// Entries kept by `error_log` (§10.7).
+pub const ERROR_LOG_ENTRIES: usize = 8;
+
+/// Per-CPU ring buffer size in KiB before the top-level buffer is first expanded, and the
+/// size it expands to (what the kernel shows as `7 (expanded: 1408)`).
+pub const UNEXPANDED_KB: u64 = 7;
+pub const EXPANDED_KB: u64 = 1408;
+
+pub struct TraceArray {
+    /// 0 for the top level.
+    pub serial: u32,
+    pub created: SystemTime,
+    pub state: Mutex<TaState>,
+}
+
+pub struct TaState {
+    /// Serials of enabled events. Everything else is disabled: an event costs nothing here
+    /// until it is enabled.
+    pub enabled: HashSet<u64>,
+    pub tracing_on: bool,
+    pub trace_clock: usize,
+    /// Per-CPU buffer sizes in KiB (as read back); `None` until first expanded (top level).
+    pub buffer_kb: Option<Vec<u64>>,
+    pub buffer_percent: u64,
+    pub subbuf_kb: u64,
+    pub cpumask: u64,
+    pub saved_cmdlines_size: u64,
+    pub tracing_thresh: u64,
+    pub options: Vec<bool>,
+    pub error_log: VecDeque<String>,
+    pub event_pids: BTreeSet<u32>,
+    pub event_notrace_pids: BTreeSet<u32>,
+    pub ftrace_pids: BTreeSet<u32>,
+    pub ftrace_notrace_pids: BTreeSet<u32>,
+    /// Event serials with a filter set (`filter` semantics arrive with the control issue;
+    /// until then only `0` clears).
+    pub filters: std::collections::HashMap<u64, String>,
+}
+
+impl TraceArray {
+    pub fn new(serial: u32, created: SystemTime) -> TraceArray {
+        let top = serial == 0;
+        let ncpu = crate::ncpu();
+        TraceArray {
+            serial,
+            created,
+            state: Mutex::new(TaState {
+                enabled: HashSet::new(),
+                tracing_on: true,
+                trace_clock: 0,
+                buffer_kb: (!top)
+                    .then(|| vec![crate::control::round_buffer_size_kb(EXPANDED_KB); ncpu]),
+                buffer_percent: 50,
+                subbuf_kb: 4,
+                cpumask: if ncpu >= 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << ncpu) - 1
+                },
+                saved_cmdlines_size: 6552,
+                tracing_thresh: 0,
+                options: OPTIONS
+                    .iter()
+                    .map(|o| if top { o.1 } else { o.2 })
+                    .collect(),
+                error_log: VecDeque::new(),
+                event_pids: BTreeSet::new(),
+                event_notrace_pids: BTreeSet::new(),
+                ftrace_pids: BTreeSet::new(),
+                ftrace_notrace_pids: BTreeSet::new(),
+                filters: Default::default(),
+            }),
+        }
+    }
+
+    pub fn is_top(&self) -> bool {
+        self.serial == 0
+    }
+
+    /// Does this trace array offer option `idx` as a file in `options/`?
+    pub fn offers_option(&self, idx: usize) -> bool {
+        self.is_top() || OPTIONS[idx].3
+    }
+}
+
+impl TaState {
+    /// Adds an `error_log` entry in the kernel's layout (§10.7), dropping the oldest past 8.
+    pub fn log_error(&mut self, location: &str, message: &str, command: &str, pos: usize) {
+        let (sec, usec) = uptime();
+        let entry = format!(
+            "[{sec:5}.{usec:06}] {location}: error: {message}\n  Command: {command}\n{:width$}^\n",
+            "",
+            width = 11 + pos
+        );
+        if self.error_log.len() == ERROR_LOG_ENTRIES {
+            self.error_log.pop_front();
+        }
+        self.error_log.push_back(entry);
+    }
+}
+
+/// Seconds and microseconds since boot (the kernel's `local` trace clock is close to this).
+pub fn uptime() -> (u64, u32) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64, (ts.tv_nsec / 1000) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_table_matches_kernel_counts() {
+        assert_eq!(OPTIONS.len(), 37);
+        assert_eq!(OPTIONS.iter().filter(|o| o.3).count(), 31);
+        assert_eq!(OPTIONS[TRACE_OPTIONS_SHOWN - 1].0, "test_nop_refuse");
+    }
+
+    #[test]
+    fn error_log_keeps_eight() {
+        let ta = TraceArray::new(0, SystemTime::now());
+        let mut st = ta.state.lock();
+        for i in 0..10 {
+            st.log_error(
+                "event filter parse error",
+                "Field not found",
+                &format!("n{i} == 1"),
+                0,
+            );
+        }
+        assert_eq!(st.error_log.len(), 8);
+        assert!(st.error_log[0].contains("Command: n2 == 1"));
+        assert!(st.error_log[0].ends_with("\n           ^\n"));
+    }
+}

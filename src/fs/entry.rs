@@ -291,14 +291,12 @@ impl DirGuard<'_> {
                     entry: Entry::EventDir(e.clone()),
                 }));
             }
-            (Entry::EventDir(e), DirGuard::Event(_, life)) => {
-                if **life == Life::Alive {
-                    fixed.extend(
-                        e.files()
-                            .iter()
-                            .map(|f| (f.name().into(), Entry::EventFile(e.clone(), f))),
-                    );
-                }
+            (Entry::EventDir(e), DirGuard::Event(_, life)) if **life == Life::Alive => {
+                fixed.extend(
+                    e.files()
+                        .iter()
+                        .map(|f| (f.name().into(), Entry::EventFile(e.clone(), f))),
+                );
             }
             _ => {}
         }

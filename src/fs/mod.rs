@@ -13,6 +13,7 @@
 pub mod entry;
 pub mod nodes;
 pub mod notify;
+pub mod waiters;
 
 use std::ffi::OsStr;
 use std::sync::Arc;
@@ -79,7 +80,7 @@ pub struct Core {
     next_fh: AtomicU64,
     ttl: Duration,
     /// Blocked `trace_pipe` readers; the data path answers them when records arrive.
-    parked: Mutex<Vec<ReplyData>>,
+    pub waiters: Arc<waiters::Waiters>,
 }
 
 fn errno(e: i32) -> Errno {
@@ -107,7 +108,7 @@ impl Core {
             handles: DashMap::new(),
             next_fh: AtomicU64::new(1),
             ttl,
-            parked: Mutex::new(Vec::new()),
+            waiters: waiters::Waiters::start(),
         }
     }
 
@@ -172,7 +173,7 @@ impl Core {
         format!(
             "nodes {}\nnodes_dir {dirs}\nnodes_file {files}\nhandles {}\nevents {}\nsystems {}\n\
 overrides {}\nlookups {}\nlookup_misses {}\nforgets {}\nreaddirs {}\nopens {}\nreads {}\n\
-writes {}\nwrite_errors {}\nparked_pipe_reads {}\nnotifications {}\n",
+writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotifications {}\n",
             self.nodes.len(),
             self.handles.len(),
             self.reg.event_count(),
@@ -187,6 +188,7 @@ writes {}\nwrite_errors {}\nparked_pipe_reads {}\nnotifications {}\n",
             get(&c.writes),
             get(&c.write_errors),
             get(&c.parked_pipe_reads),
+            self.waiters.len(),
             NOTIFICATIONS_SENT.load(Ordering::Relaxed),
         )
     }
@@ -396,7 +398,7 @@ impl Filesystem for TraceFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -418,7 +420,7 @@ impl Filesystem for TraceFs {
             self.counters
                 .parked_pipe_reads
                 .fetch_add(1, Ordering::Relaxed);
-            self.parked.lock().push(reply);
+            self.waiters.park(req.pid(), reply);
             return;
         }
         if h.file.eof_past_zero() && offset > 0 {
@@ -507,15 +509,14 @@ impl Filesystem for TraceFs {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
+        // The parent is resolved before taking this directory's lock (lock order).
+        let parent = entry::parent_of(&self.reg, &dir).ino(&ta);
         let guard = dir.lock(&self.reg);
         if offset < 1 && reply.add(ino, 1, FileType::Directory, ".") {
             return reply.ok();
         }
-        if offset < 2 {
-            let parent = entry::parent_of(&self.reg, &dir).ino(&ta);
-            if reply.add(INodeNo(parent), 2, FileType::Directory, "..") {
-                return reply.ok();
-            }
+        if offset < 2 && reply.add(INodeNo(parent), 2, FileType::Directory, "..") {
+            return reply.ok();
         }
         for l in guard.list(&self.reg, &ta, &dir, offset) {
             if reply.add(INodeNo(l.entry.ino(&ta)), l.cookie, l.entry.kind(), &l.name) {
@@ -538,6 +539,8 @@ impl Filesystem for TraceFs {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
+        // The parent is resolved before taking this directory's lock (lock order).
+        let parent = entry::parent_of(&self.reg, &dir);
         let guard = dir.lock(&self.reg);
         // `.` and `..` are not counted by the kernel, so no node is taken for them.
         if offset < 1
@@ -553,7 +556,6 @@ impl Filesystem for TraceFs {
             return reply.ok();
         }
         if offset < 2 {
-            let parent = entry::parent_of(&self.reg, &dir);
             let attr = self.attr(&ta, &parent, times);
             if reply.add(attr.ino, 2, "..", &self.ttl, &attr, Generation(0)) {
                 return reply.ok();
@@ -568,6 +570,24 @@ impl Filesystem for TraceFs {
             }
         }
         reply.ok();
+    }
+
+    fn flush(&self, _: &Request, _: INodeNo, _: FileHandle, _: LockOwner, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn fsync(&self, _: &Request, _: INodeNo, _: FileHandle, _: bool, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    // No extended attributes (like tracefs). ENOSYS makes the kernel stop asking, which saves a
+    // round trip per `ls -l` entry.
+    fn getxattr(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _: &Request, _: INodeNo, _: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

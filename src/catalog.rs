@@ -17,6 +17,7 @@
 //! are not listed there, such as `ftrace/*`); `files` is the comma list of the files the event
 //! directory offers, in readdir order.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -95,6 +96,9 @@ impl FileSet {
     }
 }
 
+/// Static text: borrowed from the binary for the embedded catalog, owned otherwise.
+pub type Text = Cow<'static, str>;
+
 /// One event's static definition.
 #[derive(Debug, Clone)]
 pub struct EventDef {
@@ -105,13 +109,13 @@ pub struct EventDef {
     pub files: FileSet,
     /// The type id from the `ID:` line of `format`.
     pub id: Option<u32>,
-    pub format: String,
+    pub format: Text,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
-    pub header_page: String,
-    pub header_event: String,
+    pub header_page: Text,
+    pub header_event: Text,
     /// In directory order.
     pub events: Vec<EventDef>,
 }
@@ -142,7 +146,9 @@ static EMBEDDED: &str = include_str!("../catalog/linux-6.18.catalog");
 impl Catalog {
     /// The default catalog compiled into the binary.
     pub fn embedded() -> Catalog {
-        Catalog::parse(EMBEDDED, "<embedded>").expect("the embedded catalog is well-formed")
+        // The format texts stay in the binary's read-only data: nothing is copied.
+        Catalog::parse_with(EMBEDDED, "<embedded>", Cow::Borrowed)
+            .expect("the embedded catalog is well-formed")
     }
 
     /// Loads a catalog file or a tracefs-like directory.
@@ -164,30 +170,48 @@ impl Catalog {
 
     /// Parses the catalog file format (see the module docs).
     pub fn parse(text: &str, path: &str) -> Result<Catalog, CatalogError> {
-        let mut lines = text.split_inclusive('\n').enumerate().peekable();
+        Catalog::parse_with(text, path, |s| Cow::Owned(s.to_owned()))
+    }
+
+    /// Parses, turning each record's text (a slice of `text`) into a [`Text`] with `keep`.
+    fn parse_with<'a>(
+        text: &'a str,
+        path: &str,
+        keep: impl Fn(&'a str) -> Text,
+    ) -> Result<Catalog, CatalogError> {
+        let mut offset = 0;
+        let mut lines = text
+            .split_inclusive('\n')
+            .map(|l| {
+                offset += l.len();
+                (offset - l.len(), l)
+            })
+            .enumerate()
+            .map(|(i, (start, l))| (i, start, l));
         let err = |line: usize, message: String| CatalogError {
             path: path.to_string(),
             line: Some(line + 1),
             message,
         };
         match lines.next() {
-            Some((_, l)) if l.trim_end_matches('\n') == MAGIC => {}
-            Some((i, _)) => return Err(err(i, format!("expected `{MAGIC}`"))),
+            Some((_, _, l)) if l.trim_end_matches('\n') == MAGIC => {}
+            Some((i, _, _)) => return Err(err(i, format!("expected `{MAGIC}`"))),
             None => return Err(err(0, "empty file".into())),
         }
         let mut cat = Catalog::default();
         let mut seen = std::collections::HashSet::new();
-        while let Some((i, header)) = lines.next() {
-            let header = header.trim_end_matches('\n');
+        while let Some((i, start, line)) = lines.next() {
+            let body_start = start + line.len();
+            let header = line.trim_end_matches('\n');
             let words: Vec<&str> = header.split(' ').collect();
             let count = words
                 .last()
                 .and_then(|n| n.parse::<usize>().ok())
                 .ok_or_else(|| err(i, format!("expected a line count at the end of `{header}`")))?;
-            let mut body = String::new();
+            let mut body_end = body_start;
             for k in 0..count {
                 match lines.next() {
-                    Some((_, l)) => body.push_str(l),
+                    Some((_, s, l)) => body_end = s + l.len(),
                     None => {
                         return Err(err(
                             i,
@@ -196,6 +220,7 @@ impl Catalog {
                     }
                 }
             }
+            let body = keep(&text[body_start..body_end]);
             match words.as_slice() {
                 ["header_page", _] => cat.header_page = body,
                 ["header_event", _] => cat.header_event = body,
@@ -271,8 +296,8 @@ impl Catalog {
             String::from_utf8(buf).map_err(|_| err(p, std::io::ErrorKind::InvalidData.into()))
         };
         let mut cat = Catalog {
-            header_page: read_once(&events_dir.join("header_page"))?,
-            header_event: read_once(&events_dir.join("header_event"))?,
+            header_page: read_once(&events_dir.join("header_page"))?.into(),
+            header_event: read_once(&events_dir.join("header_event"))?.into(),
             events: Vec::new(),
         };
         for sys in list_dirs(&events_dir).map_err(|e| err(&events_dir, e))? {
@@ -295,7 +320,7 @@ impl Catalog {
                     seq,
                     files,
                     id,
-                    format,
+                    format: format.into(),
                 });
             }
         }
@@ -309,7 +334,7 @@ impl EventDef {
         name: &str,
         seq: &str,
         files: &str,
-        format: String,
+        format: Text,
     ) -> Result<EventDef, String> {
         let valid = |s: &str| !s.is_empty() && s.len() <= 255 && !s.contains(['/', '\0']);
         if !valid(system) || !valid(name) {

@@ -225,8 +225,8 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
             let events = reg.all_events();
             summary(&ta.state.lock(), events.iter())
         }
-        File::Events(EventsFile::HeaderPage) => reg.header_page.clone(),
-        File::Events(EventsFile::HeaderEvent) => reg.header_event.clone(),
+        File::Events(EventsFile::HeaderPage) => reg.header_page.to_string(),
+        File::Events(EventsFile::HeaderEvent) => reg.header_event.to_string(),
         File::System(_, SystemFile::Filter) => SYSTEM_FILTER_BANNER.into(),
         File::System(sys, SystemFile::Enable) => {
             let events: Vec<_> = sys.events.read().iter().cloned().collect();
@@ -243,7 +243,7 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
             None => "none\n".into(),
         },
         File::Event(_, EventFile::Trigger) => TRIGGER_HEADER.into(),
-        File::Event(ev, EventFile::Format) => ev.def.format.clone(),
+        File::Event(ev, EventFile::Format) => ev.def.format.to_string(),
         File::Event(ev, EventFile::Id) => format!("{}\n", ev.def.id.unwrap_or(0)),
     };
     Ok(text.into_bytes())

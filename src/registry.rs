@@ -145,8 +145,8 @@ pub struct MountOwner {
 }
 
 pub struct Registry {
-    pub header_page: String,
-    pub header_event: String,
+    pub header_page: crate::catalog::Text,
+    pub header_event: crate::catalog::Text,
     /// The directory lock of every `events/` directory: the subsystem list.
     pub systems: RwLock<Children<System>>,
     pub top: Arc<crate::state::TraceArray>,

@@ -295,8 +295,8 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         | SetFtraceFilter
         | SetFtraceNotrace => String::new(),
         DynFtraceTotalInfo => "0 pages:0 groups: 0\n".into(),
-        AvailableTracers => "nop\n".into(),
-        CurrentTracer => "nop\n".into(),
+        AvailableTracers => format!("{}\n", state::tracers(ta.is_top()).join(" ")),
+        CurrentTracer => format!("{}\n", st.current_tracer),
         BufferPercent => format!("{}\n", st.buffer_percent),
         BufferSizeKb => match &st.buffer_kb {
             None => format!(
@@ -322,7 +322,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         SavedCmdlinesSize => format!("{}\n", st.saved_cmdlines_size),
         TracingThresh => format!("{}\n", st.tracing_thresh),
         TracingOn => format!("{}\n", u8::from(st.tracing_on)),
-        TracingCpumask => format!("{:x}\n", st.cpumask),
+        TracingCpumask => control::format_tracing_cpumask(&st.cpumask, reg.ncpu),
         TimestampMode => "[delta] absolute\n".into(),
         TraceClock => {
             let names: Vec<String> = TRACE_CLOCKS
@@ -433,12 +433,13 @@ pub fn write(reg: &Registry, ta: &TraceArray, file: &File, data: &[u8]) -> Resul
     match file {
         File::Top(f) => write_top(reg, ta, *f, data),
         File::Option(i) => {
-            ta.state.lock().options[*i] = control::parse_option_file(data)?;
+            set_option(ta, *i, control::parse_option_file(data)?)?;
             Ok(n)
         }
         File::Cpu(cpu, CpuFile::BufferSizeKb) => {
-            let kb = control::round_buffer_size_kb(control::parse_buffer_size_kb(data)?);
+            let kb = control::parse_buffer_size_kb(data)?;
             let mut st = ta.state.lock();
+            let kb = control::round_buffer_size_kb_for_subbuf(kb, st.subbuf_kb);
             let ncpu = reg.ncpu;
             st.buffer_kb
                 .get_or_insert_with(|| vec![state::UNEXPANDED_KB; ncpu])[*cpu] = kb;
@@ -510,6 +511,15 @@ fn set_enabled<'a>(
     if any { Ok(()) } else { Err(EINVAL) }
 }
 
+/// Sets trace option `idx`. The nop tracer refuses to set `test_nop_refuse` (its test flag).
+fn set_option(ta: &TraceArray, idx: usize, on: bool) -> Result<(), i32> {
+    if on && OPTIONS[idx].0 == "test_nop_refuse" {
+        return Err(EINVAL);
+    }
+    ta.state.lock().options[idx] = on;
+    Ok(())
+}
+
 fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result<usize, i32> {
     use TopFile::*;
     let n = data.len();
@@ -530,19 +540,30 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             ta.state.lock().tracing_on = control::parse_tracing_on(data)?;
             Ok(n)
         }
-        CurrentTracer => match control::parse_word(data)? {
-            "nop" => Ok(n),
-            _ => Err(EINVAL),
-        },
+        CurrentTracer => {
+            let word = control::parse_current_tracer(data)?;
+            let name = state::tracers(true)
+                .iter()
+                .find(|t| **t == word)
+                .ok_or(EINVAL)?;
+            // An instance lists `function` but refuses to switch to it (verified on 6.18).
+            if !ta.is_top() && *name != "nop" {
+                return Err(libc::EPERM);
+            }
+            ta.state.lock().current_tracer = name;
+            Ok(n)
+        }
         TraceClock => {
-            let word = control::parse_word(data)?;
+            let word = control::parse_trace_clock(data)?;
             let idx = TRACE_CLOCKS.iter().position(|c| *c == word).ok_or(EINVAL)?;
             ta.state.lock().trace_clock = idx;
             Ok(n)
         }
         BufferSizeKb => {
-            let kb = control::round_buffer_size_kb(control::parse_buffer_size_kb(data)?);
-            ta.state.lock().buffer_kb = Some(vec![kb; reg.ncpu]);
+            let kb = control::parse_buffer_size_kb(data)?;
+            let mut st = ta.state.lock();
+            let kb = control::round_buffer_size_kb_for_subbuf(kb, st.subbuf_kb);
+            st.buffer_kb = Some(vec![kb; reg.ncpu]);
             Ok(n)
         }
         BufferPercent => {
@@ -554,26 +575,28 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             Ok(n)
         }
         SavedCmdlinesSize => {
-            ta.state.lock().saved_cmdlines_size = control::parse_saved_cmdlines_size(data)?;
+            let n_cmdlines = control::parse_saved_cmdlines_size(data)?;
+            ta.state.lock().saved_cmdlines_size = control::saved_cmdlines_capacity(n_cmdlines);
             Ok(n)
         }
         TracingThresh => {
-            ta.state.lock().tracing_thresh = control::parse_tracing_thresh(data)?;
+            let usecs = control::parse_tracing_thresh(data)?;
+            ta.state.lock().tracing_thresh = control::tracing_thresh_readback(usecs);
             Ok(n)
         }
         TracingCpumask => {
-            ta.state.lock().cpumask = control::parse_tracing_cpumask(data)?;
+            ta.state.lock().cpumask = control::parse_tracing_cpumask_for(data, reg.ncpu)?;
             Ok(n)
         }
         TraceOptions => {
             let names: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
             let (name, on) = control::parse_trace_options(data, &names)?;
             let idx = names.iter().position(|o| *o == name).ok_or(EINVAL)?;
-            ta.state.lock().options[idx] = on;
+            set_option(ta, idx, on)?;
             Ok(n)
         }
         SetEventPid | SetEventNotracePid | SetFtracePid | SetFtraceNotracePid => {
-            let pids = control::parse_pid_list(data)?;
+            let w = control::parse_pid_list_write(data)?;
             let mut st = ta.state.lock();
             let set = match f {
                 SetEventPid => &mut st.event_pids,
@@ -581,8 +604,8 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
                 SetFtracePid => &mut st.ftrace_pids,
                 _ => &mut st.ftrace_notrace_pids,
             };
-            set.extend(pids);
-            Ok(n)
+            set.extend(w.pids);
+            Ok(w.consumed)
         }
         // No kernel functions to filter on: only blank writes are accepted.
         SetFtraceFilter | SetFtraceNotrace => {

@@ -81,6 +81,13 @@ fn run(args: Args) -> Result<(), String> {
     // Signals are handled by one thread with sigwait; block them before any thread exists so
     // every thread inherits the mask.
     let signals = utracefs::signals::block_termination_signals();
+    let stats = match &args.stats {
+        Some(sock) => Some(
+            utracefs::stats::bind(sock)
+                .map_err(|e| format!("stats socket {}: {e}", sock.display()))?,
+        ),
+        None => None,
+    };
     let fuse_fd = mount::mount(&mountpoint, &opts)?;
     let watchdog = match Watchdog::start(&mountpoint) {
         Ok(w) => w,
@@ -102,9 +109,8 @@ fn run(args: Args) -> Result<(), String> {
             return Err(format!("FUSE handshake failed: {e}"));
         }
     };
-    if let Some(sock) = &args.stats {
-        utracefs::stats::serve(sock, core.clone())
-            .map_err(|e| format!("stats socket {}: {e}", sock.display()))?;
+    if let Some(listener) = stats {
+        utracefs::stats::serve(listener, core.clone()).map_err(|e| format!("stats thread: {e}"))?;
     }
     info!(
         "mounted {} ({} events in {} subsystems, {} threads)",

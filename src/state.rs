@@ -53,6 +53,16 @@ pub const OPTIONS: &[(&str, bool, bool, bool)] = &[
 /// How many leading entries of [`OPTIONS`] `trace_options` lists.
 pub const TRACE_OPTIONS_SHOWN: usize = 32;
 
+/// Tracers this kernel offers (instances do not get `blk`). utracefs accepts them as the
+/// kernel does; only events produce records.
+pub fn tracers(top: bool) -> &'static [&'static str] {
+    if top {
+        &["blk", "function", "nop"]
+    } else {
+        &["function", "nop"]
+    }
+}
+
 pub const TRACE_CLOCKS: &[&str] = &[
     "local", "global", "counter", "uptime", "perf", "mono", "mono_raw", "boot", "tai", "x86-tsc",
 ];
@@ -77,12 +87,14 @@ pub struct TaState {
     /// until it is enabled.
     pub enabled: HashSet<u64>,
     pub tracing_on: bool,
+    pub current_tracer: &'static str,
     pub trace_clock: usize,
     /// Per-CPU buffer sizes in KiB (as read back); `None` until first expanded (top level).
     pub buffer_kb: Option<Vec<u64>>,
     pub buffer_percent: u64,
     pub subbuf_kb: u64,
-    pub cpumask: u64,
+    /// 64-bit words, CPU n = bit n (the layout `control::parse_tracing_cpumask_for` gives).
+    pub cpumask: Vec<u64>,
     pub saved_cmdlines_size: u64,
     pub tracing_thresh: u64,
     pub options: Vec<bool>,
@@ -106,16 +118,15 @@ impl TraceArray {
             state: Mutex::new(TaState {
                 enabled: HashSet::new(),
                 tracing_on: true,
+                current_tracer: "nop",
                 trace_clock: 0,
                 buffer_kb: (!top)
                     .then(|| vec![crate::control::round_buffer_size_kb(EXPANDED_KB); ncpu]),
                 buffer_percent: 50,
                 subbuf_kb: 4,
-                cpumask: if ncpu >= 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << ncpu) - 1
-                },
+                cpumask: (0..ncpu.div_ceil(64))
+                    .map(|w| u64::MAX >> (64 - (ncpu - w * 64).min(64)))
+                    .collect(),
                 saved_cmdlines_size: 6552,
                 tracing_thresh: 0,
                 options: OPTIONS

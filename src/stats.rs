@@ -8,9 +8,14 @@ use std::sync::Arc;
 
 use crate::fs::Core;
 
-pub fn serve(path: &Path, core: Arc<Core>) -> std::io::Result<()> {
+/// Binds the socket (before the mount appears, so it is ready once the mount is visible).
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
+    UnixListener::bind(path)
+}
+
+/// Answers connections from a thread of its own.
+pub fn serve(listener: UnixListener, core: Arc<Core>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("stats".into())
         .spawn(move || {

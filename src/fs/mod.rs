@@ -311,8 +311,22 @@ impl Filesystem for TraceFs {
         reply.attr(&self.ttl, &self.attr(&ta, &entry, times));
     }
 
-    fn mknod(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, _: u32, _: u32, reply: ReplyEntry) {
-        reply.error(Errno::EPERM);
+    fn mknod(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: &OsStr,
+        mode: u32,
+        _: u32,
+        _: u32,
+        reply: ReplyEntry,
+    ) {
+        // The VFS turns mknod of a regular file into create, which tracefs refuses with EACCES.
+        if mode & libc::S_IFMT == libc::S_IFREG {
+            reply.error(Errno::EACCES)
+        } else {
+            reply.error(Errno::EPERM)
+        }
     }
 
     fn mkdir(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, _: u32, reply: ReplyEntry) {

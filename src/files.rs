@@ -391,12 +391,9 @@ fn trace_header(ncpu: usize) -> String {
 fn read_cpu(ta: &TraceArray, cpu: usize, f: CpuFile) -> Result<String, i32> {
     let st = ta.state.lock();
     Ok(match f {
+        // Unlike the top-level file, the per-CPU one shows no "(expanded: …)" note.
         CpuFile::BufferSizeKb => match &st.buffer_kb {
-            None => format!(
-                "{} (expanded: {})\n",
-                state::UNEXPANDED_KB,
-                state::EXPANDED_KB
-            ),
+            None => format!("{}\n", state::UNEXPANDED_KB),
             Some(v) => format!("{}\n", v[cpu]),
         },
         CpuFile::Stats => {

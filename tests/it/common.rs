@@ -186,7 +186,8 @@ impl Drop for Mount {
 pub fn write_raw(path: &Path, data: &[u8], flags: i32) -> Result<usize, i32> {
     let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
     unsafe {
-        let fd = libc::open(c.as_ptr(), flags);
+        // CLOEXEC: daemons spawned by parallel tests must not inherit the fd.
+        let fd = libc::open(c.as_ptr(), flags | libc::O_CLOEXEC);
         if fd < 0 {
             return Err(*libc::__errno_location());
         }

@@ -6,7 +6,7 @@
 //!
 //! The only allowed skip: the kernel tracefs cannot be mounted.
 
-use crate::common::{KernelTracefs, Mount, write_raw};
+use crate::common::{KernelTracefs, Mount};
 use crate::tree::{event_dirs, list, read_once, rel, walk};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -25,8 +25,15 @@ fn kernel() -> Option<KernelTracefs> {
 
 /// The clone, with the kernel tracefs mount as its catalog.
 fn mirror(k: &KernelTracefs) -> Mount {
+    // The daemon reads every kernel `format` before it mounts; each read takes the kernel's
+    // event_mutex, which the enable test holds for long stretches while it switches thousands of
+    // events in its instance. Keep the two apart so start-up stays within Mount::new's 20 s.
+    let _g = KERNEL_EVENTS.read().unwrap_or_else(|e| e.into_inner());
     Mount::new(&["--catalog", k.path().to_str().unwrap()])
 }
+
+/// Readers: daemons loading the kernel as their catalog. Writer: the enable test.
+static KERNEL_EVENTS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 fn report(what: &str, bad: &[String]) {
     assert!(
@@ -254,6 +261,24 @@ fn available_events_match_kernel_as_sets() {
 // enable behaviour: kernel instance vs clone top level
 // ------------------------------------------------------------------------------------------
 
+/// Like `common::write_raw` (one write(2) on a fresh fd), but the fd is O_CLOEXEC: a plain fd
+/// on a kernel instance file would leak into processes other tests spawn at that moment (e.g.
+/// a daemon), pin the instance and make its rmdir fail with EBUSY.
+fn write_raw(path: &Path, data: &[u8], flags: i32) -> Result<usize, i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    unsafe {
+        let fd = libc::open(c.as_ptr(), flags | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(*libc::__errno_location());
+        }
+        let r = libc::write(fd, data.as_ptr().cast(), data.len());
+        let e = *libc::__errno_location();
+        libc::close(fd);
+        if r < 0 { Err(e) } else { Ok(r as usize) }
+    }
+}
+
 /// A kernel instance created for the test; removed on drop, even when the test fails.
 struct Instance(PathBuf);
 
@@ -271,11 +296,21 @@ impl Instance {
 impl Drop for Instance {
     fn drop(&mut self) {
         let _ = write_raw(&self.0.join("events/enable"), b"0", libc::O_WRONLY);
-        if let Err(e) = std::fs::remove_dir(&self.0) {
+        // EBUSY can only be transient (a file of the instance open somewhere); retry briefly.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut res = std::fs::remove_dir(&self.0);
+        while res.is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            res = std::fs::remove_dir(&self.0);
+        }
+        if let Err(e) = res {
             eprintln!(
                 "WARNING: could not rmdir kernel instance {}: {e}",
                 self.0.display()
             );
+            if !std::thread::panicking() {
+                panic!("could not rmdir kernel instance {}: {e}", self.0.display());
+            }
         }
     }
 }
@@ -341,6 +376,7 @@ fn describe_state_diff(k: &State, c: &State) -> String {
 fn enable_behaviour_matches_kernel_instance() {
     let Some(k) = kernel() else { return };
     let m = mirror(&k);
+    let _exclusive = KERNEL_EVENTS.write().unwrap_or_else(|e| e.into_inner());
     let inst = Instance::create(&k);
     let kroot = inst.0.clone();
     let croot = m.path();
@@ -429,7 +465,12 @@ fn enable_behaviour_matches_kernel_instance() {
             "step {i}: write {:?} to {f} ({how})",
             String::from_utf8_lossy(data)
         );
-        if kr != cr {
+        if data.is_empty() && kr == Err(libc::EINVAL) && cr == Ok(0) {
+            // FUSE never forwards a zero-length write(2) to the daemon (generic_write_checks and
+            // fuse_direct_io return 0 for an empty iov), so the kernel's EINVAL for an empty
+            // write cannot be reproduced by any FUSE server. Not counted as a mismatch.
+            eprintln!("note: {step}: kernel EINVAL, clone 0 (FUSE drops empty writes)");
+        } else if kr != cr {
             bad.push(format!(
                 "{step}: kernel returned {kr:?}, clone {cr:?} (Ok(bytes) / Err(errno))"
             ));

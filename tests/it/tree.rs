@@ -291,6 +291,51 @@ fn poll_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Waits (up to 5 s) for the daemon's stats socket, so node-balance tests measure node counts
+/// rather than the socket's start-up order; `stats_socket_is_ready_once_mounted` checks that
+/// order on its own.
+fn stats_ready(m: &Mount) {
+    let ok = poll_until(Duration::from_secs(5), || {
+        std::os::unix::net::UnixStream::connect(&m.stats_sock).is_ok()
+    });
+    assert!(
+        ok,
+        "stats socket {} never became connectable",
+        m.stats_sock.display()
+    );
+}
+
+/// Runs `work` while a second thread samples the node count every 10 ms; returns the peak seen
+/// (including one sample after `work`). Other tests drop caches concurrently, so a single
+/// sample after the work could miss the growth.
+fn peak_nodes_during(m: &Mount, work: impl FnOnce()) -> u64 {
+    let sock = m.stats_sock.clone();
+    let sample = move || -> Option<u64> {
+        let mut s = String::new();
+        std::os::unix::net::UnixStream::connect(&sock)
+            .ok()?
+            .read_to_string(&mut s)
+            .ok()?;
+        s.lines()
+            .find_map(|l| l.strip_prefix("nodes ")?.trim().parse().ok())
+    };
+    let stop = AtomicBool::new(false);
+    let peak = std::thread::scope(|sc| {
+        let h = sc.spawn(|| {
+            let mut peak = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                peak = peak.max(sample().unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        work();
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap()
+    });
+    peak.max(m.nodes())
+}
+
 // ------------------------------------------------------------------------------------------
 // Real tools over the whole mount
 // ------------------------------------------------------------------------------------------
@@ -851,7 +896,7 @@ fn size_zero_format_reads_fully_every_way() {
 fn concurrent_first_lookups_never_fail() {
     const THREADS: usize = 16;
     const EVENTS: usize = 300;
-    const ROUNDS: usize = 4;
+    const ROUNDS: usize = 8;
     let m = Mount::new(&[]);
     let all = event_dirs(&m.path());
     assert!(all.len() >= EVENTS, "only {} event dirs", all.len());
@@ -899,6 +944,69 @@ fn concurrent_first_lookups_never_fail() {
         n,
         0,
         "{n} of {} concurrent first-lookup stats failed (negative-dentry race): {:#?}",
+        THREADS * EVENTS * ROUNDS,
+        samples.lock().unwrap()
+    );
+}
+
+#[test]
+fn concurrent_first_lookups_of_sibling_files_never_fail() {
+    // Variant: the 16 threads meet at the barrier and stat *different* files of the same fresh
+    // event directory, so the daemon gets parallel LOOKUPs under one just-built parent.
+    const THREADS: usize = 16;
+    const EVENTS: usize = 300;
+    const ROUNDS: usize = 4;
+    let m = Mount::new(&[]);
+    let all = event_dirs(&m.path());
+    let step = (all.len() / EVENTS).max(1);
+    let targets: Arc<Vec<(PathBuf, Vec<String>)>> = Arc::new(
+        all.iter()
+            .step_by(step)
+            .take(EVENTS)
+            .map(|e| (m.p(e), list(&m.p(e))))
+            .collect(),
+    );
+    assert!(
+        targets.iter().all(|(_, f)| !f.is_empty()),
+        "an event dir lists no files"
+    );
+    let failures = Arc::new(AtomicUsize::new(0));
+    let samples = Arc::new(Mutex::new(Vec::<String>::new()));
+    for round in 0..ROUNDS {
+        drop_caches();
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (targets, barrier, failures, samples) = (
+                    targets.clone(),
+                    barrier.clone(),
+                    failures.clone(),
+                    samples.clone(),
+                );
+                std::thread::spawn(move || {
+                    for (dir, files) in targets.iter() {
+                        let p = dir.join(&files[t % files.len()]);
+                        barrier.wait();
+                        if let Err(e) = std::fs::metadata(&p) {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                            let mut s = samples.lock().unwrap();
+                            if s.len() < 10 {
+                                s.push(format!("round {round}: stat {}: {e}", p.display()));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+    let n = failures.load(Ordering::Relaxed);
+    assert_eq!(
+        n,
+        0,
+        "{n} of {} concurrent sibling first-lookup stats failed: {:#?}",
         THREADS * EVENTS * ROUNDS,
         samples.lock().unwrap()
     );
@@ -1015,6 +1123,26 @@ fn concurrent_slow_readers_do_not_stall_others() {
 // ------------------------------------------------------------------------------------------
 
 #[test]
+fn stats_socket_is_ready_once_mounted() {
+    // `Mount::new` returns as soon as the mount is visible; the `--stats` socket must already be
+    // serving then (bind it before mounting), or a reader racing the start-up gets ENOENT.
+    for i in 0..5 {
+        let m = Mount::new(&[]);
+        let r = std::os::unix::net::UnixStream::connect(&m.stats_sock);
+        assert!(
+            r.is_ok(),
+            "mount {i}: the mount is visible but the stats socket {} is not connectable yet: {:?}",
+            m.stats_sock.display(),
+            r.err()
+        );
+        assert!(
+            m.stats().contains_key("nodes"),
+            "stats have no `nodes` counter"
+        );
+    }
+}
+
+#[test]
 fn missing_name_lookups_leave_no_nodes() {
     let m = Mount::new(&[]);
     let parents = [
@@ -1032,6 +1160,7 @@ fn missing_name_lookups_leave_no_nodes() {
         .iter()
         .map(|p| std::fs::File::open(m.p(p)).unwrap_or_else(|e| panic!("open {p}: {e}")))
         .collect();
+    stats_ready(&m);
     let before = m.nodes();
     // Names the kernel hides (ftrace has no enable/filter; function has no enable/filter/trigger)
     // must be plain ENOENT too.
@@ -1084,21 +1213,23 @@ fn missing_name_lookups_leave_no_nodes() {
 #[test]
 fn node_count_returns_to_baseline_after_drop_caches() {
     let m = Mount::new(&[]);
+    stats_ready(&m);
     let baseline = m.nodes();
-    let r = run_limited(
-        Command::new("ls").arg("-lR").arg(m.path()).current_dir("/"),
-        LONG,
-    );
-    assert!(
-        r.status.success() && r.stderr.is_empty(),
-        "ls -lR: {} {}",
-        r.status,
-        r.stderr_str()
-    );
-    let grown = m.nodes();
+    let grown = peak_nodes_during(&m, || {
+        let r = run_limited(
+            Command::new("ls").arg("-lR").arg(m.path()).current_dir("/"),
+            LONG,
+        );
+        assert!(
+            r.status.success() && r.stderr.is_empty(),
+            "ls -lR: {} {}",
+            r.status,
+            r.stderr_str()
+        );
+    });
     assert!(
         grown >= baseline + 2000,
-        "ls -lR of ~14k entries should create thousands of nodes: baseline {baseline}, after {grown}"
+        "ls -lR of ~14k entries should create thousands of nodes: baseline {baseline}, peak during ls {grown}"
     );
     drop_caches();
     let mut last = grown;
@@ -1116,6 +1247,78 @@ fn node_count_returns_to_baseline_after_drop_caches() {
     assert!(
         ok,
         "node count did not return to baseline after drop_caches: baseline {baseline}, after ls -lR {grown}, now {last}"
+    );
+}
+
+#[test]
+fn node_count_balances_after_mixed_workload() {
+    // Scenario 24: stat loops, `find`, open/read of 1000 files, then forget everything; a file
+    // held open keeps its node (and its ancestors) alive until closed.
+    let m = Mount::new(&[]);
+    stats_ready(&m);
+    let baseline = m.nodes();
+    let evs = event_dirs(&m.path());
+    let peak = peak_nodes_during(&m, || {
+        for ev in evs.iter().take(1000) {
+            let p = m.p(ev).join("format");
+            let mut f =
+                std::fs::File::open(&p).unwrap_or_else(|e| panic!("open {}: {e}", p.display()));
+            let mut v = Vec::new();
+            f.read_to_end(&mut v).unwrap();
+            assert!(!v.is_empty(), "{} read empty", p.display());
+            for _ in 0..3 {
+                std::fs::metadata(m.p(ev).join("id")).ok();
+            }
+        }
+        let r = run_limited(Command::new("find").arg(m.path()).current_dir("/"), LONG);
+        assert!(
+            r.status.success() && r.stderr.is_empty(),
+            "find: {} {}",
+            r.status,
+            r.stderr_str()
+        );
+    });
+    assert!(
+        peak > baseline + 1000,
+        "the workload should have created many nodes: baseline {baseline}, peak {peak}"
+    );
+    let held = std::fs::File::open(m.p("events/sched/sched_switch/enable")).unwrap();
+    drop_caches();
+    // root + events + sched + sched_switch + enable stay pinned by the open fd.
+    let want_held = baseline + 4;
+    let mut last = 0;
+    let mut next_drop = Instant::now() + Duration::from_secs(1);
+    let ok = poll_until(Duration::from_secs(10), || {
+        last = m.nodes();
+        if last > want_held && Instant::now() > next_drop {
+            drop_caches();
+            next_drop = Instant::now() + Duration::from_secs(1);
+        }
+        last == want_held
+    });
+    assert!(
+        ok,
+        "with one file held open, nodes should settle at baseline {baseline} + 4 (events, sched, sched_switch, enable); got {last}"
+    );
+    let mut s = String::new();
+    (&held)
+        .read_to_string(&mut s)
+        .expect("read of the held enable fd");
+    assert_eq!(s, "0\n", "held enable fd content");
+    drop(held);
+    drop_caches();
+    let mut next_drop = Instant::now() + Duration::from_secs(1);
+    let ok = poll_until(Duration::from_secs(10), || {
+        last = m.nodes();
+        if last != baseline && Instant::now() > next_drop {
+            drop_caches();
+            next_drop = Instant::now() + Duration::from_secs(1);
+        }
+        last == baseline
+    });
+    assert!(
+        ok,
+        "after closing the held fd, nodes should return to baseline {baseline}; got {last}"
     );
 }
 

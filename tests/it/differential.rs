@@ -6,7 +6,7 @@
 //!
 //! The only allowed skip: the kernel tracefs cannot be mounted.
 
-use crate::common::{KernelTracefs, Mount};
+use crate::common::{KernelTracefs, Mount, write_raw};
 use crate::tree::{event_dirs, list, read_once, rel, walk};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -78,6 +78,34 @@ fn set_diff(k: &BTreeSet<String>, c: &BTreeSet<String>) -> String {
 // Static content
 // ------------------------------------------------------------------------------------------
 
+/// Compares `format` and (where the kernel has one) `id` of each event dir; returns how many
+/// `id` files were compared.
+fn compare_format_and_id(kernel: &Path, m: &Mount, evs: &[String], bad: &mut Vec<String>) -> usize {
+    let mut ids = 0;
+    for ev in evs {
+        let (kf, cf) = (
+            read_res(&kernel.join(ev).join("format")),
+            read_res(&m.p(ev).join("format")),
+        );
+        if kf != cf {
+            bad.push(format!(
+                "{ev}/format: kernel {} clone {}",
+                short(&kf),
+                short(&cf)
+            ));
+        }
+        let kid = kernel.join(ev).join("id");
+        if kid.exists() {
+            ids += 1;
+            let (a, b) = (read_res(&kid), read_res(&m.p(ev).join("id")));
+            if a != b {
+                bad.push(format!("{ev}/id: kernel {} clone {}", short(&a), short(&b)));
+            }
+        }
+    }
+    ids
+}
+
 #[test]
 fn every_format_and_id_matches_kernel() {
     let Some(k) = kernel() else { return };
@@ -89,31 +117,7 @@ fn every_format_and_id_matches_kernel() {
         evs.len()
     );
     let mut bad = Vec::new();
-    let mut ids = 0;
-    for ev in &evs {
-        let kf = read_res(&k.path().join(ev).join("format"));
-        let cf = read_res(&m.p(ev).join("format"));
-        if kf != cf {
-            bad.push(format!(
-                "{ev}/format: kernel {} clone {}",
-                short(&kf),
-                short(&cf)
-            ));
-        }
-        let kid_path = k.path().join(ev).join("id");
-        if kid_path.exists() {
-            ids += 1;
-            let kid = read_res(&kid_path);
-            let cid = read_res(&m.p(ev).join("id"));
-            if kid != cid {
-                bad.push(format!(
-                    "{ev}/id: kernel {} clone {}",
-                    short(&kid),
-                    short(&cid)
-                ));
-            }
-        }
-    }
+    let ids = compare_format_and_id(k.path(), &m, &evs, &mut bad);
     assert!(ids > 1000, "only {ids} id files in the kernel?");
     report("format/id contents", &bad);
 }
@@ -260,24 +264,6 @@ fn available_events_match_kernel_as_sets() {
 // ------------------------------------------------------------------------------------------
 // enable behaviour: kernel instance vs clone top level
 // ------------------------------------------------------------------------------------------
-
-/// Like `common::write_raw` (one write(2) on a fresh fd), but the fd is O_CLOEXEC: a plain fd
-/// on a kernel instance file would leak into processes other tests spawn at that moment (e.g.
-/// a daemon), pin the instance and make its rmdir fail with EBUSY.
-fn write_raw(path: &Path, data: &[u8], flags: i32) -> Result<usize, i32> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    unsafe {
-        let fd = libc::open(c.as_ptr(), flags | libc::O_CLOEXEC);
-        if fd < 0 {
-            return Err(*libc::__errno_location());
-        }
-        let r = libc::write(fd, data.as_ptr().cast(), data.len());
-        let e = *libc::__errno_location();
-        libc::close(fd);
-        if r < 0 { Err(e) } else { Ok(r as usize) }
-    }
-}
 
 /// A kernel instance created for the test; removed on drop, even when the test fails.
 struct Instance(PathBuf);
@@ -500,24 +486,10 @@ fn embedded_catalog_matches_kernel_sample() {
     let step = (evs.len() / 200).max(1);
     let mut bad = Vec::new();
     let mut n = 0;
-    for ev in evs.iter().step_by(step) {
+    let sample: Vec<String> = evs.iter().step_by(step).cloned().collect();
+    compare_format_and_id(k.path(), &m, &sample, &mut bad);
+    for ev in &sample {
         n += 1;
-        let kf = read_res(&k.path().join(ev).join("format"));
-        let cf = read_res(&m.p(ev).join("format"));
-        if kf != cf {
-            bad.push(format!(
-                "{ev}/format: kernel {} clone {}",
-                short(&kf),
-                short(&cf)
-            ));
-        }
-        let kid = k.path().join(ev).join("id");
-        if kid.exists() {
-            let (a, b) = (read_res(&kid), read_res(&m.p(ev).join("id")));
-            if a != b {
-                bad.push(format!("{ev}/id: kernel {} clone {}", short(&a), short(&b)));
-            }
-        }
         let ks = name_set(&k.path().join(ev)).unwrap();
         match name_set(&m.p(ev)) {
             Ok(cs) if cs == ks => {}

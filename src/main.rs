@@ -109,6 +109,10 @@ fn run(args: Args) -> Result<(), String> {
             return Err(format!("FUSE handshake failed: {e}"));
         }
     };
+    core.set_notifier(utracefs::fs::notify::NotifyQueue::start(
+        session.notifier(),
+        &utracefs::fs::NOTIFICATIONS_SENT,
+    ));
     if let Some(listener) = stats {
         utracefs::stats::serve(listener, core.clone()).map_err(|e| format!("stats thread: {e}"))?;
     }

@@ -12,12 +12,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
 
 use crate::catalog::{Catalog, EventDef, FileSet};
+use crate::state::TraceArray;
 
 /// Serial numbers 0..FIRST_SERIAL are reserved for the fixed directories of a trace array.
 pub const FIRST_SERIAL: u64 = 1 << 16;
@@ -59,6 +60,12 @@ impl<T: Named> Children<T> {
 
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Arc<T>> {
+        let item = self.by_name.remove(name)?;
+        self.list.retain(|c| !Arc::ptr_eq(c, &item));
+        Some(item)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<T>> {
@@ -149,7 +156,10 @@ pub struct Registry {
     pub header_event: crate::catalog::Text,
     /// The directory lock of every `events/` directory: the subsystem list.
     pub systems: RwLock<Children<System>>,
-    pub top: Arc<crate::state::TraceArray>,
+    pub top: Arc<TraceArray>,
+    /// The directory lock of `instances/`: the instance list.
+    pub instances: RwLock<Children<TraceArray>>,
+    next_instance: AtomicU32,
     pub owner: MountOwner,
     pub ncpu: usize,
     pub mounted_at: SystemTime,
@@ -203,7 +213,9 @@ impl Registry {
             header_page: catalog.header_page,
             header_event: catalog.header_event,
             systems: RwLock::new(systems),
-            top: Arc::new(crate::state::TraceArray::new(0, SystemTime::now())),
+            top: Arc::new(TraceArray::new(0, "", SystemTime::now())),
+            instances: RwLock::new(Children::new()),
+            next_instance: AtomicU32::new(1),
             owner,
             ncpu,
             mounted_at: SystemTime::now(),
@@ -258,6 +270,40 @@ impl Registry {
         self.overrides.len()
     }
 
+    /// `mkdir instances/<name>`: a new trace array over the shared event tree (§11).
+    pub fn create_instance(&self, name: &str) -> Result<Arc<TraceArray>, i32> {
+        let mut instances = self.instances.write();
+        if instances.get(name).is_some() {
+            return Err(libc::EEXIST);
+        }
+        // Instance numbers live in 20 bits of every inode number inside the instance.
+        let serial = self.next_instance.fetch_add(1, Ordering::Relaxed);
+        if serial >= 1 << 20 {
+            return Err(libc::ENOSPC);
+        }
+        let ta = Arc::new(TraceArray::new(serial, name, SystemTime::now()));
+        instances.push(ta.clone());
+        Ok(ta)
+    }
+
+    /// `rmdir instances/<name>`: EBUSY while a file that pins the instance is open. Everything
+    /// the instance had (state, chmod/chown overrides) goes with it.
+    pub fn remove_instance(&self, name: &str) -> Result<Arc<TraceArray>, i32> {
+        let mut instances = self.instances.write();
+        let ta = instances.get(name).cloned().ok_or(libc::ENOENT)?;
+        let mut life = ta.life.write();
+        if ta.busy.load(Ordering::SeqCst) > 0 {
+            return Err(libc::EBUSY);
+        }
+        *life = Life::Removed;
+        instances.remove(name);
+        drop(life);
+        drop(instances);
+        let serial = u64::from(ta.serial);
+        self.overrides.retain(|ino, _| (ino - 1) >> 44 != serial);
+        Ok(ta)
+    }
+
     /// A fresh serial for a directory created at run time (never reused).
     pub fn next_serial(&self) -> u64 {
         self.serials.fetch_add(1, Ordering::Relaxed)
@@ -278,6 +324,21 @@ mod tests {
             },
             2,
         )
+    }
+
+    #[test]
+    fn instances_come_and_go() {
+        let r = reg();
+        let a = r.create_instance("a").unwrap();
+        assert_eq!(r.create_instance("a").err(), Some(libc::EEXIST));
+        a.busy.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(r.remove_instance("a").err(), Some(libc::EBUSY));
+        a.busy.fetch_sub(1, Ordering::SeqCst);
+        assert!(r.remove_instance("a").is_ok());
+        assert!(!a.is_alive());
+        assert_eq!(r.remove_instance("a").err(), Some(libc::ENOENT));
+        let b = r.create_instance("a").unwrap();
+        assert!(b.serial > a.serial, "instance numbers are never reused");
     }
 
     #[test]

@@ -5,7 +5,11 @@
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::SystemTime;
 
-use parking_lot::Mutex;
+use std::sync::atomic::AtomicU32;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::registry::Life;
 
 /// Trace options: name, default at the top level, default in an instance, whether an
 /// instance's `options/` directory offers it. In the kernel's `trace_options` order.
@@ -75,11 +79,30 @@ pub const ERROR_LOG_ENTRIES: usize = 8;
 pub const UNEXPANDED_KB: u64 = 7;
 pub const EXPANDED_KB: u64 = 1408;
 
+/// The top level (serial 0) or an instance: its own events state and settings over the shared
+/// event tree.
 pub struct TraceArray {
-    /// 0 for the top level.
+    /// 0 for the top level; instances count from 1 and numbers are never reused.
     pub serial: u32,
+    /// The instance's directory name (empty for the top level).
+    pub name: Box<str>,
     pub created: SystemTime,
+    /// Taken (shared) by every lookup and open inside the instance; rmdir takes it exclusively
+    /// to mark the instance removed.
+    pub life: RwLock<Life>,
+    /// Open files that pin the instance (rmdir gives EBUSY while any is open).
+    pub busy: AtomicU32,
     pub state: Mutex<TaState>,
+}
+
+impl crate::registry::Named for TraceArray {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    /// Listing key in `instances/` (above the fixed readdir cookies).
+    fn serial(&self) -> u64 {
+        crate::registry::FIRST_SERIAL + u64::from(self.serial)
+    }
 }
 
 pub struct TaState {
@@ -109,12 +132,15 @@ pub struct TaState {
 }
 
 impl TraceArray {
-    pub fn new(serial: u32, created: SystemTime) -> TraceArray {
+    pub fn new(serial: u32, name: &str, created: SystemTime) -> TraceArray {
         let top = serial == 0;
         let ncpu = crate::ncpu();
         TraceArray {
             serial,
+            name: name.into(),
             created,
+            life: RwLock::new(Life::Alive),
+            busy: AtomicU32::new(0),
             state: Mutex::new(TaState {
                 enabled: HashSet::new(),
                 tracing_on: true,
@@ -145,6 +171,10 @@ impl TraceArray {
 
     pub fn is_top(&self) -> bool {
         self.serial == 0
+    }
+
+    pub fn is_alive(&self) -> bool {
+        *self.life.read() == Life::Alive
     }
 
     /// Does this trace array offer option `idx` as a file in `options/`?
@@ -193,7 +223,7 @@ mod tests {
 
     #[test]
     fn error_log_keeps_eight() {
-        let ta = TraceArray::new(0, SystemTime::now());
+        let ta = TraceArray::new(0, "", SystemTime::now());
         let mut st = ta.state.lock();
         for i in 0..10 {
             st.log_error(

@@ -40,6 +40,8 @@ pub enum Entry {
     CpuDir(usize),
     CpuFile(usize, usize),
     InstancesDir,
+    /// `instances/<name>` as seen from `instances/`; inside it, the instance is a `Root`.
+    Instance(Arc<TraceArray>),
     EventsDir,
     EventsFile(usize),
     SystemDir(Arc<System>),
@@ -62,6 +64,7 @@ impl Entry {
             Entry::Option(i) => (DIR_OPTIONS, 1 + *i as u64),
             Entry::PerCpuDir => (DIR_PER_CPU, 0),
             Entry::InstancesDir => (DIR_INSTANCES, 0),
+            Entry::Instance(_) => (DIR_ROOT, 0),
             Entry::CpuDir(c) => (DIR_CPU0 + *c as u64, 0),
             Entry::CpuFile(c, i) => (DIR_CPU0 + *c as u64, 1 + *i as u64),
             Entry::EventsDir => (DIR_EVENTS, 0),
@@ -75,7 +78,19 @@ impl Entry {
 
     pub fn ino(&self, ta: &TraceArray) -> u64 {
         let (dir, slot) = self.place();
-        ino_of(ta.serial, dir, slot)
+        match self {
+            Entry::Instance(i) => ino_of(i.serial, dir, slot),
+            _ => ino_of(ta.serial, dir, slot),
+        }
+    }
+
+    /// The trace array and entry that answer for this directory's contents: an instance
+    /// directory lists like the root of its own trace array.
+    pub fn contents(self, ta: Arc<TraceArray>) -> (Arc<TraceArray>, Entry) {
+        match self {
+            Entry::Instance(i) => (i, Entry::Root),
+            e => (ta, e),
+        }
     }
 
     pub fn is_dir(&self) -> bool {
@@ -86,6 +101,7 @@ impl Entry {
                 | Entry::PerCpuDir
                 | Entry::CpuDir(_)
                 | Entry::InstancesDir
+                | Entry::Instance(_)
                 | Entry::EventsDir
                 | Entry::SystemDir(_)
                 | Entry::EventDir(_)
@@ -121,8 +137,10 @@ impl Entry {
     pub fn nlink(&self, reg: &Registry, ta: &TraceArray) -> u32 {
         match self {
             Entry::Root => 2 + 3 + u32::from(ta.is_top()),
+            Entry::Instance(_) => 2 + 3,
             Entry::PerCpuDir => 2 + reg.ncpu as u32,
-            Entry::OptionsDir | Entry::CpuDir(_) | Entry::InstancesDir => 2,
+            Entry::InstancesDir => 2 + reg.instances.read().len() as u32,
+            Entry::OptionsDir | Entry::CpuDir(_) => 2,
             _ => 1,
         }
     }
@@ -145,6 +163,7 @@ impl Entry {
 /// children has been sent. Static directories have no lock: their contents never change.
 pub enum DirGuard<'a> {
     Static,
+    Instances(RwLockReadGuard<'a, Children<TraceArray>>),
     Events(RwLockReadGuard<'a, Children<System>>),
     System(&'a System, RwLockReadGuard<'a, Children<Event>>),
     Event(&'a Event, RwLockReadGuard<'a, Life>),
@@ -154,6 +173,7 @@ impl Entry {
     /// Takes this directory's lock (shared).
     pub fn lock<'a>(&'a self, reg: &'a Registry) -> DirGuard<'a> {
         match self {
+            Entry::InstancesDir => DirGuard::Instances(reg.instances.read()),
             Entry::EventsDir => DirGuard::Events(reg.systems.read()),
             Entry::SystemDir(s) => DirGuard::System(s, s.events.read()),
             Entry::EventDir(e) => DirGuard::Event(e, e.life.read()),
@@ -196,6 +216,9 @@ impl DirGuard<'_> {
             (Entry::PerCpuDir, _) => {
                 let n: usize = name.strip_prefix("cpu")?.parse().ok()?;
                 (n < reg.ncpu && name == format!("cpu{n}")).then_some(Entry::CpuDir(n))
+            }
+            (Entry::InstancesDir, DirGuard::Instances(instances)) => {
+                instances.get(name).map(|i| Entry::Instance(i.clone()))
             }
             (Entry::CpuDir(c), _) => CPU_FILES
                 .iter()
@@ -263,6 +286,13 @@ impl DirGuard<'_> {
                     .enumerate()
                     .map(|(i, f)| (f.0.into(), Entry::CpuFile(*c, i))),
             ),
+            (Entry::InstancesDir, DirGuard::Instances(instances)) => {
+                children.extend(instances.after(after).iter().map(|i| Listed {
+                    cookie: crate::registry::Named::serial(&**i),
+                    name: i.name.to_string(),
+                    entry: Entry::Instance(i.clone()),
+                }));
+            }
             (Entry::EventsDir, DirGuard::Events(systems)) => {
                 fixed.extend(
                     EVENTS_FILES
@@ -323,6 +353,7 @@ pub fn parent_of(reg: &Registry, entry: &Entry) -> Entry {
         | Entry::OptionsDir
         | Entry::PerCpuDir
         | Entry::InstancesDir => Entry::Root,
+        Entry::Instance(_) => Entry::InstancesDir,
         Entry::EventsDir => Entry::Root,
         Entry::Option(_) => Entry::OptionsDir,
         Entry::CpuDir(_) => Entry::PerCpuDir,
@@ -337,22 +368,25 @@ pub fn parent_of(reg: &Registry, entry: &Entry) -> Entry {
     }
 }
 
-/// Files are opened by what they act on; the name is only for logs.
-pub fn describe(entry: &Entry) -> String {
-    match entry {
-        Entry::Root => "/".into(),
-        Entry::Top(i) => TOP_FILES[*i].name.into(),
-        Entry::OptionsDir => "options".into(),
-        Entry::Option(i) => format!("options/{}", OPTIONS[*i].0),
-        Entry::PerCpuDir => "per_cpu".into(),
-        Entry::CpuDir(c) => format!("per_cpu/cpu{c}"),
-        Entry::CpuFile(c, i) => format!("per_cpu/cpu{c}/{}", CPU_FILES[*i].0),
-        Entry::InstancesDir => "instances".into(),
-        Entry::EventsDir => "events".into(),
-        Entry::EventsFile(i) => format!("events/{}", EVENTS_FILES[*i].0),
-        Entry::SystemDir(s) => format!("events/{}", s.name),
-        Entry::SystemFile(s, i) => format!("events/{}/{}", s.name, SYSTEM_FILES[*i].0),
-        Entry::EventDir(e) => format!("events/{}/{}", e.def.system, e.def.name),
-        Entry::EventFile(e, f) => format!("events/{}/{}/{}", e.def.system, e.def.name, f.name()),
+impl Entry {
+    /// The entry's name in its parent directory (the root's is empty).
+    pub fn name(&self) -> String {
+        match self {
+            Entry::Root => String::new(),
+            Entry::Top(i) => TOP_FILES[*i].name.into(),
+            Entry::OptionsDir => "options".into(),
+            Entry::Option(i) => OPTIONS[*i].0.into(),
+            Entry::PerCpuDir => "per_cpu".into(),
+            Entry::CpuDir(c) => format!("cpu{c}"),
+            Entry::CpuFile(_, i) => CPU_FILES[*i].0.into(),
+            Entry::InstancesDir => "instances".into(),
+            Entry::Instance(i) => i.name.to_string(),
+            Entry::EventsDir => "events".into(),
+            Entry::EventsFile(i) => EVENTS_FILES[*i].0.into(),
+            Entry::SystemDir(s) => s.name.to_string(),
+            Entry::SystemFile(_, i) => SYSTEM_FILES[*i].0.into(),
+            Entry::EventDir(e) => e.def.name.clone(),
+            Entry::EventFile(_, f) => f.name().into(),
+        }
     }
 }

@@ -29,8 +29,9 @@ use fuser::{
 };
 use parking_lot::Mutex;
 
+use crate::catalog::EventFile;
 use crate::files::{self, File};
-use crate::registry::{AttrOverride, Registry};
+use crate::registry::{AttrOverride, Life, Registry};
 use crate::state::TraceArray;
 use entry::Entry;
 use nodes::{Nodes, Times};
@@ -56,6 +57,8 @@ pub static NOTIFICATIONS_SENT: AtomicU64 = AtomicU64::new(0);
 struct Handle {
     ta: Arc<TraceArray>,
     file: File,
+    /// Counted in `ta.busy` until released.
+    pins: bool,
     snapshot: Mutex<Option<Arc<Vec<u8>>>>,
 }
 
@@ -79,6 +82,8 @@ pub struct Core {
     handles: DashMap<u64, Handle>,
     next_fh: AtomicU64,
     ttl: Duration,
+    /// Set once the session exists (the notifier needs its channel).
+    notify: std::sync::OnceLock<notify::NotifyQueue>,
     /// Blocked `trace_pipe` readers; the data path answers them when records arrive.
     pub waiters: Arc<waiters::Waiters>,
 }
@@ -109,6 +114,7 @@ impl Core {
             next_fh: AtomicU64::new(1),
             ttl,
             waiters: waiters::Waiters::start(),
+            notify: std::sync::OnceLock::new(),
         }
     }
 
@@ -128,6 +134,7 @@ impl Core {
     fn attr(&self, ta: &TraceArray, entry: &Entry, times: Times) -> FileAttr {
         let ino = entry.ino(ta);
         let o = self.reg.override_of(ino);
+        let (uid, gid) = self.default_owner(ta);
         FileAttr {
             ino: INodeNo(ino),
             size: 0,
@@ -139,11 +146,50 @@ impl Core {
             kind: entry.kind(),
             perm: o.mode.unwrap_or_else(|| entry.default_mode(&self.reg, ta)),
             nlink: entry.nlink(&self.reg, ta),
-            uid: o.uid.unwrap_or(self.reg.owner.uid),
-            gid: o.gid.unwrap_or(self.reg.owner.gid),
+            uid: o.uid.unwrap_or(uid),
+            gid: o.gid.unwrap_or(gid),
             rdev: 0,
             blksize: 4096,
             flags: 0,
+        }
+    }
+
+    /// Connects the notifier thread (once, right after the session is created).
+    pub fn set_notifier(&self, queue: notify::NotifyQueue) {
+        let _ = self.notify.set(queue);
+    }
+
+    /// Queues invalidation of every entry of `ta` the kernel may still have cached, so paths
+    /// relative to a directory inside a removed instance stop resolving. Never waited for
+    /// from a handler: the kernel applies them under directory locks a request may hold.
+    fn invalidate_trace_array(&self, ta: &Arc<TraceArray>) {
+        let Some(q) = self.notify.get() else { return };
+        for e in self.nodes.entries_of(ta.serial) {
+            let (pta, parent) = self.parent_of(ta, &e);
+            q.send(notify::Notice::InvalEntry {
+                parent: parent.ino(&pta),
+                name: e.name().into(),
+            });
+        }
+    }
+
+    /// The owner of an entry nobody chowned: the mount's, or inside an instance the owner
+    /// given to `instances/` if it was set explicitly (§11).
+    fn default_owner(&self, ta: &TraceArray) -> (u32, u32) {
+        let (uid, gid) = (self.reg.owner.uid, self.reg.owner.gid);
+        if ta.is_top() {
+            return (uid, gid);
+        }
+        let o = self.reg.override_of(Entry::InstancesDir.ino(&self.reg.top));
+        (o.uid.unwrap_or(uid), o.gid.unwrap_or(gid))
+    }
+
+    /// The parent of directory `dir` of trace array `ta` (an instance's root sits in the top
+    /// level's `instances/`).
+    fn parent_of(&self, ta: &Arc<TraceArray>, dir: &Entry) -> (Arc<TraceArray>, Entry) {
+        match dir {
+            Entry::Root if !ta.is_top() => (self.reg.top.clone(), Entry::InstancesDir),
+            _ => (ta.clone(), entry::parent_of(&self.reg, dir)),
         }
     }
 
@@ -159,6 +205,7 @@ impl Core {
             | Entry::SystemFile(..)
             | Entry::EventDir(_)
             | Entry::EventFile(..) => SystemTime::now(),
+            Entry::Instance(i) => i.created,
             _ => ta.created,
         };
         let times = self.nodes.remember(entry.ino(ta), ta, entry, born);
@@ -193,10 +240,18 @@ writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotificati
         )
     }
 
-    /// The directory behind `ino`, for readdir.
+    /// The directory behind `ino`, for readdir: its trace array must still exist (reading a
+    /// directory of a removed instance gives EINVAL, §4.5).
     fn dir_of(&self, ino: INodeNo) -> Result<(Arc<TraceArray>, Entry, Times), Errno> {
         match self.resolve(ino) {
-            Some(d) if d.1.is_dir() => Ok(d),
+            Some((ta, dir, times)) if dir.is_dir() => {
+                let (ta, dir) = dir.contents(ta);
+                if ta.is_alive() {
+                    Ok((ta, dir, times))
+                } else {
+                    Err(Errno::EINVAL)
+                }
+            }
             Some(_) => Err(Errno::ENOTDIR),
             None => Err(Errno::ESTALE),
         }
@@ -223,7 +278,11 @@ impl Filesystem for TraceFs {
         let Some((ta, dir, _)) = self.resolve(parent) else {
             return reply.error(Errno::ESTALE);
         };
-        let Some(name) = name.to_str() else {
+        let (ta, dir) = dir.contents(ta);
+        // Lock order: the trace array's life, then the directory.
+        let life = ta.life.read();
+        let name = name.to_str().filter(|_| *life == Life::Alive);
+        let Some(name) = name else {
             self.counters.lookup_misses.fetch_add(1, Ordering::Relaxed);
             return reply.error(Errno::ENOENT);
         };
@@ -241,6 +300,7 @@ impl Filesystem for TraceFs {
             }
         }
         drop(guard);
+        drop(life);
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -329,16 +389,51 @@ impl Filesystem for TraceFs {
         }
     }
 
-    fn mkdir(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, _: u32, reply: ReplyEntry) {
-        reply.error(Errno::EPERM);
+    /// Only `instances/` accepts mkdir (a new instance); everywhere else EPERM (§1, §11).
+    fn mkdir(&self, _: &Request, parent: INodeNo, name: &OsStr, _: u32, _: u32, reply: ReplyEntry) {
+        match self.resolve(parent) {
+            Some((_, Entry::InstancesDir, _)) => {}
+            Some(_) => return reply.error(Errno::EPERM),
+            None => return reply.error(Errno::ESTALE),
+        }
+        let Some(name) = name.to_str() else {
+            return reply.error(Errno::EINVAL);
+        };
+        match self.reg.create_instance(name) {
+            Ok(inst) => {
+                tracing::info!(name, serial = inst.serial, "instance created");
+                let top = self.reg.top.clone();
+                let attr = self.remember(&top, &Entry::Instance(inst));
+                reply.entry_with_ttls(&self.ttl, &self.ttl, &attr, Generation(0));
+            }
+            Err(e) => reply.error(errno(e)),
+        }
     }
 
     fn unlink(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
         reply.error(Errno::EPERM);
     }
 
-    fn rmdir(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EPERM);
+    /// Only instances can be removed; the kernel drops the directory's dentry itself.
+    fn rmdir(&self, _: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.resolve(parent) {
+            Some((_, Entry::InstancesDir, _)) => {}
+            Some(_) => return reply.error(Errno::EPERM),
+            None => return reply.error(Errno::ESTALE),
+        }
+        let Some(name) = name.to_str() else {
+            return reply.error(Errno::ENOENT);
+        };
+        match self.reg.remove_instance(name) {
+            Ok(inst) => {
+                tracing::info!(name, "instance removed");
+                // The kernel drops `instances/<name>` itself; what lies below it may still be
+                // cached (a cwd inside it), so it is invalidated after this reply.
+                reply.ok();
+                self.invalidate_trace_array(&inst);
+            }
+            Err(e) => reply.error(errno(e)),
+        }
     }
 
     fn symlink(&self, _: &Request, _: INodeNo, _: &OsStr, _: &std::path::Path, reply: ReplyEntry) {
@@ -383,8 +478,23 @@ impl Filesystem for TraceFs {
         let Some(file) = entry.file() else {
             return reply.error(Errno::EISDIR);
         };
+        // Files that pin their instance make rmdir fail with EBUSY while open (§11); the
+        // count is taken under the instance's life lock so rmdir cannot slip in between.
+        let pins = file.pins_trace_array();
+        {
+            let life = ta.life.read();
+            if *life != Life::Alive {
+                return reply.error(Errno::ENODEV);
+            }
+            if pins {
+                ta.busy.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         if flags.0 & libc::O_TRUNC != 0 && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             if let Err(e) = files::open_truncate(&self.reg, &ta, &file) {
+                if pins {
+                    ta.busy.fetch_sub(1, Ordering::SeqCst);
+                }
                 return reply.error(errno(e));
             }
             // A truncating open goes through setattr in the kernel: mtime and ctime move.
@@ -404,6 +514,7 @@ impl Filesystem for TraceFs {
             Handle {
                 ta,
                 file,
+                pins,
                 snapshot: Mutex::new(None),
             },
         );
@@ -436,6 +547,11 @@ impl Filesystem for TraceFs {
                 .fetch_add(1, Ordering::Relaxed);
             self.waiters.park(req.pid(), reply);
             return;
+        }
+        // After its instance is removed a file fails with ENODEV, except `id`, which the
+        // kernel keeps in the open file (§4.5).
+        if !h.ta.is_alive() && !matches!(h.file, File::Event(_, EventFile::Id)) {
+            return reply.error(Errno::ENODEV);
         }
         if h.file.eof_past_zero() && offset > 0 {
             return reply.data(&[]);
@@ -477,6 +593,9 @@ impl Filesystem for TraceFs {
         let Some(h) = self.handles.get(&fh.0) else {
             return reply.error(Errno::EBADF);
         };
+        if !h.ta.is_alive() {
+            return reply.error(Errno::ENODEV);
+        }
         // Every write(2) is parsed on its own, whatever the offset (§3.1).
         match files::write(&self.reg, &h.ta, &h.file, data) {
             Ok(n) => reply.written(n as u32),
@@ -498,7 +617,11 @@ impl Filesystem for TraceFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles.remove(&fh.0);
+        if let Some((_, h)) = self.handles.remove(&fh.0)
+            && h.pins
+        {
+            h.ta.busy.fetch_sub(1, Ordering::SeqCst);
+        }
         reply.ok();
     }
 
@@ -524,7 +647,8 @@ impl Filesystem for TraceFs {
             Err(e) => return reply.error(e),
         };
         // The parent is resolved before taking this directory's lock (lock order).
-        let parent = entry::parent_of(&self.reg, &dir).ino(&ta);
+        let (pta, parent) = self.parent_of(&ta, &dir);
+        let parent = parent.ino(&pta);
         let guard = dir.lock(&self.reg);
         if offset < 1 && reply.add(ino, 1, FileType::Directory, ".") {
             return reply.ok();
@@ -554,7 +678,7 @@ impl Filesystem for TraceFs {
             Err(e) => return reply.error(e),
         };
         // The parent is resolved before taking this directory's lock (lock order).
-        let parent = entry::parent_of(&self.reg, &dir);
+        let (pta, parent) = self.parent_of(&ta, &dir);
         let guard = dir.lock(&self.reg);
         // `.` and `..` are not counted by the kernel, so no node is taken for them.
         if offset < 1
@@ -570,7 +694,7 @@ impl Filesystem for TraceFs {
             return reply.ok();
         }
         if offset < 2 {
-            let attr = self.attr(&ta, &parent, times);
+            let attr = self.attr(&pta, &parent, times);
             if reply.add(attr.ino, 2, "..", &self.ttl, &attr, Generation(0)) {
                 return reply.ok();
             }

@@ -41,6 +41,8 @@ pub struct Node {
 #[derive(Default)]
 pub struct Nodes {
     map: DashMap<u64, Node>,
+    /// Frees since the table was last checked for shrinking.
+    frees: std::sync::atomic::AtomicU64,
 }
 
 impl Nodes {
@@ -72,10 +74,31 @@ impl Nodes {
             }
             None => return false,
         };
-        if gone {
-            self.map.remove_if(&ino, |_, node| node.nlookup == 0);
+        if gone
+            && self
+                .map
+                .remove_if(&ino, |_, node| node.nlookup == 0)
+                .is_some()
+        {
+            self.maybe_shrink();
         }
         true
+    }
+
+    /// After the kernel forgets most of a big walk, give the memory back: shrink the table
+    /// and return freed heap pages to the system (checked once per 1024 frees, and when the
+    /// last node goes).
+    fn maybe_shrink(&self) {
+        use std::sync::atomic::Ordering;
+        let n = self.frees.fetch_add(1, Ordering::Relaxed);
+        if n % 1024 != 1023 && !self.map.is_empty() {
+            return;
+        }
+        if self.map.capacity() > 1024 && self.map.len() * 8 < self.map.capacity() {
+            self.map.shrink_to_fit();
+            // SAFETY: malloc_trim only releases free memory of the allocator.
+            unsafe { libc::malloc_trim(0) };
+        }
     }
 
     /// The node's trace array, entry and times.
@@ -97,6 +120,15 @@ impl Nodes {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// The entries of live nodes that belong to trace array `serial`.
+    pub fn entries_of(&self, serial: u32) -> Vec<Entry> {
+        self.map
+            .iter()
+            .filter(|n| n.ta.serial == serial)
+            .map(|n| n.entry.clone())
+            .collect()
     }
 
     /// Live nodes split into (directories, files).

@@ -2,9 +2,8 @@
 //! never from inside a request handler: the kernel takes the parent directory's lock to apply
 //! them, and a handler may be serving a request that holds that very lock.
 //!
-//! A change that must be invisible by the time its own request returns (deleting an event,
-//! removing an instance) hands its reply to this thread as well: the thread sends the
-//! invalidations first and then the reply, so the worker thread is free in the meantime.
+//! A handler that removes entries queues their invalidations here and returns at once; it must
+//! never wait for them (the request it serves may hold the very lock the kernel needs).
 
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +14,6 @@ use fuser::{INodeNo, Notifier};
 pub enum Notice {
     /// Forget the kernel's cached entry `name` in directory `parent`.
     InvalEntry { parent: u64, name: OsString },
-    /// Run after every earlier notice has been sent (typically: send a deferred reply).
-    Then(Box<dyn FnOnce() + Send>),
 }
 
 #[derive(Clone)]
@@ -42,7 +39,6 @@ impl NotifyQueue {
                             }
                             sent.fetch_add(1, Ordering::Relaxed);
                         }
-                        Notice::Then(f) => f(),
                     }
                 }
             })

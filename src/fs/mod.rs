@@ -457,17 +457,22 @@ impl Filesystem for TraceFs {
         reply.error(Errno::EPERM);
     }
 
+    /// tracefs cannot create files (EACCES); in a directory of a removed instance the name
+    /// simply does not exist any more (ENOENT, as for a dead directory).
     fn create(
         &self,
         _: &Request,
-        _: INodeNo,
+        parent: INodeNo,
         _: &OsStr,
         _: u32,
         _: u32,
         _: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(Errno::EACCES);
+        let alive = self
+            .resolve(parent)
+            .is_some_and(|(ta, dir, _)| dir.contents(ta).0.is_alive());
+        reply.error(if alive { Errno::EACCES } else { Errno::ENOENT });
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

@@ -1,0 +1,457 @@
+//! `instances/`: creation, isolation, removal while files are open, races (spec §11, §14
+//! scenarios 55–59, 63; eventfs-history §4 scenarios 7, 8).
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use crate::common::{KernelTracefs, Mount, drop_caches, read, write_raw};
+
+fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
+    r.err().and_then(|e| e.raw_os_error())
+}
+
+#[test]
+fn mkdir_creates_a_full_instance_with_the_kernels_file_set() {
+    let m = Mount::new(&[]);
+    let i = m.p("instances/foo");
+    std::fs::create_dir(&i).unwrap();
+    let meta = std::fs::metadata(&i).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o750,
+        "instance dir mode"
+    );
+    assert_eq!(meta.nlink(), 5, "a fresh instance has nlink 5");
+    assert_eq!(
+        std::fs::metadata(m.p("instances")).unwrap().nlink(),
+        3,
+        "instances/ counts it"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&i)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let want = [
+        "available_tracers",
+        "buffer_percent",
+        "buffer_size_kb",
+        "buffer_subbuf_size_kb",
+        "buffer_total_size_kb",
+        "current_tracer",
+        "error_log",
+        "events",
+        "free_buffer",
+        "options",
+        "per_cpu",
+        "set_event",
+        "set_event_notrace_pid",
+        "set_event_pid",
+        "set_ftrace_filter",
+        "set_ftrace_notrace",
+        "set_ftrace_notrace_pid",
+        "set_ftrace_pid",
+        "timestamp_mode",
+        "trace",
+        "trace_clock",
+        "trace_marker",
+        "trace_marker_raw",
+        "trace_options",
+        "trace_pipe",
+        "tracing_cpumask",
+        "tracing_on",
+    ];
+    assert_eq!(names, want, "§11: the 27 names of an instance");
+    assert_eq!(
+        std::fs::read_dir(i.join("options")).unwrap().count(),
+        31,
+        "instance options/"
+    );
+    assert_eq!(read(&i.join("available_tracers")), "function nop\n");
+    assert_eq!(read(&i.join("tracing_on")), "1\n");
+    assert_eq!(read(&i.join("set_event")), "");
+    assert_eq!(read(&i.join("events/sched/sched_switch/enable")), "0\n");
+    // The same subsystems as the top level.
+    let set = |p: std::path::PathBuf| -> std::collections::BTreeSet<String> {
+        std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        set(i.join("events")),
+        set(m.p("events")),
+        "§11: same events/ tree"
+    );
+}
+
+#[test]
+fn instance_file_set_and_modes_match_a_kernel_instance() {
+    let k = match KernelTracefs::mount() {
+        Ok(k) => k,
+        Err(e) => return eprintln!("SKIP: cannot mount tracefs: {e}"),
+    };
+    let kname = format!("inst_probe_{}", std::process::id());
+    let ki = k.path().join("instances").join(&kname);
+    std::fs::create_dir(&ki).expect("mkdir kernel instance");
+    let m = Mount::new(&[]);
+    let ci = m.p("instances/x");
+    std::fs::create_dir(&ci).unwrap();
+    let modes = |dir: &std::path::Path| -> std::collections::BTreeMap<String, u32> {
+        let mut out = std::collections::BTreeMap::new();
+        for sub in [
+            "",
+            "options",
+            "per_cpu",
+            "per_cpu/cpu0",
+            "events",
+            "events/sched",
+        ] {
+            for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+                let e = e.unwrap();
+                let mode = std::fs::symlink_metadata(e.path()).unwrap().mode();
+                out.insert(format!("{sub}/{}", e.file_name().to_string_lossy()), mode);
+            }
+        }
+        out
+    };
+    let (kmodes, cmodes) = (modes(&ki), modes(&ci));
+    let _ = std::fs::remove_dir(&ki);
+    assert_eq!(
+        cmodes, kmodes,
+        "names and modes of an instance vs a kernel instance"
+    );
+}
+
+#[test]
+fn instances_are_isolated_from_the_top_level_and_each_other() {
+    let m = Mount::new(&[]);
+    for n in ["a", "b"] {
+        std::fs::create_dir(m.p(&format!("instances/{n}"))).unwrap();
+    }
+    let en = "events/sched/sched_process_exec/enable";
+    assert_eq!(
+        write_raw(&m.p(&format!("instances/a/{en}")), b"1", libc::O_WRONLY),
+        Ok(1)
+    );
+    assert_eq!(read(&m.p(&format!("instances/a/{en}"))), "1\n");
+    assert_eq!(read(&m.p("instances/a/events/sched/enable")), "X\n");
+    assert_eq!(
+        read(&m.p(&format!("instances/b/{en}"))),
+        "0\n",
+        "b untouched"
+    );
+    assert_eq!(read(&m.p(en)), "0\n", "top level untouched");
+    assert_eq!(read(&m.p("set_event")), "");
+    assert_eq!(
+        read(&m.p("instances/a/set_event")),
+        "sched:sched_process_exec\n"
+    );
+    assert_eq!(
+        write_raw(&m.p("instances/b/tracing_on"), b"0", libc::O_WRONLY),
+        Ok(1)
+    );
+    assert_eq!(read(&m.p("tracing_on")), "1\n");
+    assert_eq!(read(&m.p("instances/a/tracing_on")), "1\n");
+    assert_eq!(read(&m.p("instances/b/tracing_on")), "0\n");
+}
+
+#[test]
+fn namespace_errors_inside_instances() {
+    // Scenario 55.
+    let m = Mount::new(&[]);
+    let i = m.p("instances/x");
+    std::fs::create_dir(&i).unwrap();
+    assert_eq!(
+        errno_of(std::fs::create_dir(&i)),
+        Some(libc::EEXIST),
+        "mkdir again"
+    );
+    assert_eq!(
+        errno_of(std::fs::create_dir(i.join("y"))),
+        Some(libc::EPERM),
+        "nested instance"
+    );
+    assert_eq!(
+        errno_of(std::fs::create_dir(i.join("events/y"))),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        errno_of(std::fs::File::create(i.join("f"))),
+        Some(libc::EACCES)
+    );
+    assert_eq!(
+        errno_of(std::fs::remove_file(i.join("trace"))),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        errno_of(std::fs::remove_dir(i.join("events"))),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        errno_of(std::fs::rename(i.join("trace"), i.join("t2"))),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        errno_of(std::os::unix::fs::symlink("a", i.join("l"))),
+        Some(libc::EPERM)
+    );
+    assert_eq!(
+        errno_of(std::fs::remove_dir(m.p("instances/nosuch"))),
+        Some(libc::ENOENT)
+    );
+    // Names the VFS allows are accepted (§11).
+    for name in ["with space", "dots.and:colons", "ünïcödé", &"n".repeat(215)] {
+        let p = m.p("instances").join(name);
+        std::fs::create_dir(&p).unwrap_or_else(|e| panic!("mkdir {name:?}: {e}"));
+        std::fs::remove_dir(&p).unwrap();
+    }
+}
+
+#[test]
+fn rmdir_is_ebusy_while_a_pinning_file_is_open() {
+    // Scenario 56: these files hold the trace array.
+    let m = Mount::new(&[]);
+    let i = m.p("instances/x");
+    std::fs::create_dir(&i).unwrap();
+    for rel in [
+        "trace",
+        "tracing_on",
+        "set_event",
+        "per_cpu/cpu0/trace",
+        "events/enable",
+        "events/header_page",
+        "events/sched/enable",
+        "events/sched/sched_switch/enable",
+        "events/sched/sched_switch/filter",
+    ] {
+        let f = std::fs::File::open(i.join(rel)).unwrap();
+        assert_eq!(
+            errno_of(std::fs::remove_dir(&i)),
+            Some(libc::EBUSY),
+            "rmdir with {rel} open"
+        );
+        drop(f);
+    }
+    std::fs::remove_dir(&i).expect("rmdir once everything is closed");
+    assert!(!i.exists());
+}
+
+#[test]
+fn files_left_open_fail_with_enodev_after_rmdir_but_id_keeps_its_number() {
+    // Scenario 57.
+    use std::io::Read;
+    let m = Mount::new(&[]);
+    let i = m.p("instances/x");
+    std::fs::create_dir(&i).unwrap();
+    let mut format = std::fs::File::open(i.join("events/sched/sched_switch/format")).unwrap();
+    let mut trigger = std::fs::File::open(i.join("events/sched/sched_switch/trigger")).unwrap();
+    let mut id = std::fs::File::open(i.join("events/sched/sched_switch/id")).unwrap();
+    std::fs::remove_dir(&i).expect("format/trigger/id do not pin the instance");
+    let mut buf = String::new();
+    assert_eq!(
+        errno_of(format.read_to_string(&mut buf)),
+        Some(libc::ENODEV),
+        "format"
+    );
+    assert_eq!(
+        errno_of(trigger.read_to_string(&mut buf)),
+        Some(libc::ENODEV),
+        "trigger"
+    );
+    id.read_to_string(&mut buf).expect("id still reads");
+    assert_eq!(
+        buf,
+        read(&m.p("events/sched/sched_switch/id")),
+        "id keeps its number"
+    );
+}
+
+#[test]
+fn cwd_inside_a_removed_instance() {
+    // Scenario 58, run in a child process so the test's own cwd stays out of the mount.
+    let m = Mount::new(&[]);
+    let i = m.p("instances/x");
+    std::fs::create_dir(&i).unwrap();
+    // Cache the entries first, so only invalidation can make them disappear.
+    read(&i.join("events/sched/sched_switch/enable"));
+    let script = format!(
+        "cd '{}' && rmdir '{}' && sleep 0.2; ls . >/dev/null 2>&1; echo ls=$?; \
+         stat sched_switch >/dev/null 2>&1; echo stat=$?; stat sched_switch 2>&1 | tail -1",
+        i.join("events/sched").display(),
+        i.display()
+    );
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.contains("ls=2"),
+        "ls . inside a removed instance must fail (EINVAL): {out}"
+    );
+    assert!(
+        out.contains("stat=1"),
+        "stat of a cached child must fail: {out}"
+    );
+    assert!(
+        out.contains("No such file or directory"),
+        "with ENOENT: {out}"
+    );
+}
+
+#[test]
+fn a_recreated_instance_starts_clean() {
+    // Scenario 59.
+    let m = Mount::new(&[]);
+    let i = m.p("instances/x");
+    std::fs::create_dir(&i).unwrap();
+    let ev = i.join("events/sched/sched_process_exec/enable");
+    assert_eq!(write_raw(&ev, b"1", libc::O_WRONLY), Ok(1));
+    assert_eq!(
+        write_raw(&i.join("tracing_on"), b"0", libc::O_WRONLY),
+        Ok(1)
+    );
+    std::fs::set_permissions(&ev, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let old_ino = std::fs::metadata(&ev).unwrap().ino();
+    std::fs::remove_dir(&i).unwrap();
+    std::fs::create_dir(&i).unwrap();
+    assert_eq!(read(&ev), "0\n");
+    assert_eq!(read(&i.join("set_event")), "");
+    assert_eq!(read(&i.join("tracing_on")), "1\n");
+    let meta = std::fs::metadata(&ev).unwrap();
+    assert_eq!(
+        meta.permissions().mode() & 0o7777,
+        0o640,
+        "overrides end with the instance"
+    );
+    assert_ne!(meta.ino(), old_ino, "a new instance gets new inode numbers");
+}
+
+#[test]
+fn ownership_of_instances_does_not_propagate() {
+    // Scenario 63; and §11: instance contents follow `instances/` when it was chowned.
+    let m = Mount::new(&[]);
+    let b = m.p("instances/b");
+    std::fs::create_dir(&b).unwrap();
+    std::os::unix::fs::chown(&b, Some(1004), Some(1005)).unwrap();
+    for rel in ["trace", "events", "options", "per_cpu/cpu0/trace"] {
+        let md = std::fs::metadata(b.join(rel)).unwrap();
+        assert_eq!(
+            (md.uid(), md.gid()),
+            (0, 0),
+            "{rel} after chown of the instance dir"
+        );
+    }
+    std::os::unix::fs::chown(m.p("instances"), Some(7), Some(8)).unwrap();
+    std::fs::create_dir(m.p("instances/c")).unwrap();
+    let md = std::fs::metadata(m.p("instances/c/events/sched/sched_switch/enable")).unwrap();
+    assert_eq!(
+        (md.uid(), md.gid()),
+        (7, 8),
+        "instance files default to instances/'s owner"
+    );
+    let top = std::fs::metadata(m.p("events/sched/sched_switch/enable")).unwrap();
+    assert_eq!(
+        (top.uid(), top.gid()),
+        (0, 0),
+        "the top level keeps the mount's owner"
+    );
+}
+
+#[test]
+fn mkdir_rmdir_racing_lookups_reads_and_writes() {
+    // eventfs-history §4 scenario 7: every call succeeds or gets the kernel's errno; no
+    // crash, no hang, no node left once the kernel forgets.
+    let m = Mount::new(&[]);
+    let base = m.nodes();
+    let stop = Arc::new(AtomicBool::new(false));
+    let unexpected = Arc::new(AtomicUsize::new(0));
+    let ops = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(5));
+    let mut threads = Vec::new();
+    let root = m.path();
+    for t in 0..4 {
+        let (stop, unexpected, ops, start, root) = (
+            stop.clone(),
+            unexpected.clone(),
+            ops.clone(),
+            start.clone(),
+            root.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            start.wait();
+            let i = root.join("instances/race");
+            while !stop.load(Ordering::Relaxed) {
+                let r = match t {
+                    0 => std::fs::read_dir(i.join("events/sched"))
+                        .map(|d| d.count())
+                        .map(|_| ()),
+                    1 => std::fs::metadata(i.join("events/sched/sched_switch/id")).map(|_| ()),
+                    2 => std::fs::read_to_string(i.join("events/sched/sched_switch/format"))
+                        .map(|_| ()),
+                    _ => std::fs::write(i.join("events/sched/sched_switch/enable"), "1"),
+                };
+                ops.fetch_add(1, Ordering::Relaxed);
+                // ENODEV: a file opened just before the rmdir; EINVAL: readdir of a directory
+                // opened just before it. Both are the kernel's answers too.
+                if let Err(e) = r
+                    && !matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ENODEV | libc::EINVAL)
+                    )
+                {
+                    eprintln!("unexpected: {e}");
+                    unexpected.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    start.wait();
+    let i = m.p("instances/race");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut cycles = 0;
+    while Instant::now() < deadline {
+        std::fs::create_dir(&i).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        // EBUSY while a thread holds `enable` open is the kernel's answer: retry.
+        loop {
+            match std::fs::remove_dir(&i) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => std::thread::yield_now(),
+                Err(e) => panic!("rmdir: {e}"),
+            }
+        }
+        cycles += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(
+        unexpected.load(Ordering::Relaxed),
+        0,
+        "unexpected errors during the race"
+    );
+    assert!(
+        cycles > 10 && ops.load(Ordering::Relaxed) > 100,
+        "the race ran ({cycles} cycles)"
+    );
+    assert!(!i.exists(), "no instance left");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        drop_caches();
+        let n = m.nodes();
+        if n <= base {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nodes stayed at {n} (baseline {base})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

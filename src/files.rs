@@ -11,6 +11,7 @@ use crate::catalog::EventFile;
 use crate::control;
 use crate::registry::{Event, Registry, System};
 use crate::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
+use crate::trigger;
 
 /// Files in the root of a trace array (the mount root or an instance).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -220,9 +221,6 @@ const SYSTEM_FILTER_BANNER: &str = "### global filter ###\n\
 # Only events with the given fields will be affected.\n\
 # If no events are modified, an error message will be displayed here\n";
 
-const TRIGGER_HEADER: &str =
-    "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n";
-
 const README: &str = include_str!("tracefs_readme.txt");
 
 /// The content of a file, generated from the current state.
@@ -242,17 +240,15 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
             let events: Vec<_> = sys.events.read().iter().cloned().collect();
             summary(&ta.state.lock(), events.iter())
         }
-        File::Event(ev, EventFile::Enable) => {
-            format!(
-                "{}\n",
-                u8::from(ta.state.lock().enabled.contains(&ev.serial))
-            )
-        }
+        File::Event(ev, EventFile::Enable) => ta.state.lock().enable_text(ev.serial).into(),
         File::Event(ev, EventFile::Filter) => match ta.state.lock().filters.get(&ev.serial) {
             Some(f) => format!("{f}\n"),
             None => "none\n".into(),
         },
-        File::Event(_, EventFile::Trigger) => TRIGGER_HEADER.into(),
+        File::Event(ev, EventFile::Trigger) => match ta.state.lock().events.get(&ev.serial) {
+            Some(e) => trigger::render(&e.triggers),
+            None => trigger::AVAILABLE_TRIGGERS.into(),
+        },
         File::Event(ev, EventFile::Format) => ev.def.format.to_string(),
         File::Event(ev, EventFile::Id) => format!("{}\n", ev.def.id.unwrap_or(0)),
     };
@@ -263,7 +259,7 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
 fn summary<'a>(st: &TaState, events: impl Iterator<Item = &'a Arc<Event>>) -> String {
     let (mut on, mut off) = (false, false);
     for ev in events.filter(|e| e.enableable()) {
-        if st.enabled.contains(&ev.serial) {
+        if st.is_enabled(ev.serial) {
             on = true;
         } else {
             off = true;
@@ -357,7 +353,12 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         }
         ErrorLog => st.error_log.iter().map(String::as_str).collect(),
         SetEvent => {
-            let enabled = st.enabled.clone();
+            let enabled: std::collections::HashSet<u64> = st
+                .events
+                .keys()
+                .copied()
+                .filter(|s| st.is_enabled(*s))
+                .collect();
             drop(st);
             let mut out = String::new();
             for ev in reg
@@ -423,7 +424,12 @@ pub fn open_truncate(reg: &Registry, ta: &TraceArray, file: &File) -> Result<(),
     let _ = reg;
     let mut st = ta.state.lock();
     match file {
-        File::Top(TopFile::SetEvent) => st.enabled.clear(),
+        File::Top(TopFile::SetEvent) => {
+            let serials: Vec<u64> = st.events.keys().copied().collect();
+            for serial in serials {
+                st.user_enable(serial, false);
+            }
+        }
         File::Top(TopFile::ErrorLog) => st.error_log.clear(),
         File::Top(TopFile::SetEventPid) => st.event_pids.clear(),
         File::Top(TopFile::SetEventNotracePid) => st.event_notrace_pids.clear(),
@@ -487,16 +493,79 @@ pub fn write(reg: &Registry, ta: &TraceArray, file: &File, data: &[u8]) -> Resul
             ta.state.lock().filters.remove(&ev.serial);
             Ok(n)
         }
-        File::Event(_, EventFile::Trigger) => match data {
-            [] => Ok(0),
-            _ => Err(EINVAL), // triggers arrive with the control issue
-        },
+        File::Event(ev, EventFile::Trigger) => write_trigger(reg, ta, ev, data),
         File::Event(_, EventFile::Format | EventFile::Id) => Err(EINVAL),
     }
 }
 
 fn trimmed(data: &[u8]) -> &[u8] {
     data.trim_ascii()
+}
+
+/// One write to an event's `trigger` file (§8.2). Adding a trigger puts the event in soft
+/// mode, and an enable/disable_event trigger its target too (§5.1); removing undoes both.
+fn write_trigger(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<usize, i32> {
+    let target_ok = |s: &str, e: &str| reg.find_event(s, e).is_some_and(|t| t.enableable());
+    let write = trigger::parse_write(data, target_ok, |text| check_trigger_filter(ta, ev, text))?;
+    let target = |t: &trigger::Trigger| t.cmd.target().and_then(|(s, e)| reg.find_event(s, e));
+    let mut st = ta.state.lock();
+    match write {
+        trigger::TriggerWrite::Nothing => return Ok(0),
+        trigger::TriggerWrite::Add(t) => {
+            let tgt = target(&t);
+            st.with_event(ev.serial, |e| {
+                e.triggers.add(t).map(|()| e.soft.own_trigger_added())
+            })?;
+            if let Some(tgt) = tgt {
+                st.with_event(tgt.serial, |e| e.soft.soft_ref());
+            }
+        }
+        trigger::TriggerWrite::Remove(t) => {
+            let removed = st.with_event(ev.serial, |e| {
+                let r = e.triggers.remove(&t);
+                if r.is_some() {
+                    e.soft.own_trigger_removed();
+                }
+                r
+            });
+            if let Some(tgt) = removed.as_ref().and_then(target) {
+                st.with_event(tgt.serial, |e| e.soft.soft_unref());
+            }
+        }
+    }
+    Ok(data.len())
+}
+
+/// Fires the triggers of `ev` in `ta` for one record (filters are evaluated by `matches`).
+/// Marker writes fire `ftrace/print`'s triggers (§8.2, scenarios 44-45).
+fn fire_triggers(reg: &Registry, st: &mut TaState, ev: &Event, matches: impl Fn(&str) -> bool) {
+    let Some(mut triggers) = st.events.get(&ev.serial).map(|e| e.triggers.clone()) else {
+        return;
+    };
+    for t in triggers.iter_mut() {
+        if t.filter.as_deref().is_some_and(|f| !matches(f)) {
+            continue;
+        }
+        let target = t.cmd.target().and_then(|(s, e)| reg.find_event(s, e));
+        let mut tracing_on = st.tracing_on;
+        match target {
+            Some(tgt) => {
+                let mut soft = st
+                    .events
+                    .get(&tgt.serial)
+                    .map(|e| e.soft)
+                    .unwrap_or_default();
+                trigger::fire(t, &mut tracing_on, Some(&mut soft));
+                st.with_event(tgt.serial, |e| e.soft = soft);
+            }
+            None => {
+                trigger::fire(t, &mut tracing_on, None);
+            }
+        }
+        st.tracing_on = tracing_on;
+    }
+    // Counts changed: store the fired list back.
+    st.with_event(ev.serial, |e| e.triggers = triggers);
 }
 
 /// Sets the enable flag of every enableable event among `events`; EINVAL if there is none.
@@ -509,11 +578,7 @@ fn set_enabled<'a>(
     let mut any = false;
     for ev in events.filter(|e| e.enableable()) {
         any = true;
-        if on {
-            st.enabled.insert(ev.serial);
-        } else {
-            st.enabled.remove(&ev.serial);
-        }
+        st.user_enable(ev.serial, on);
     }
     if any { Ok(()) } else { Err(EINVAL) }
 }
@@ -632,8 +697,13 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
         }
         ErrorLog | Trace | FreeBuffer => Ok(n),
         TraceMarker => {
-            if !ta.state.lock().tracing_on {
+            let mut st = ta.state.lock();
+            if !st.tracing_on {
                 return Err(EBADF);
+            }
+            if let Some(print) = reg.find_event("ftrace", "print") {
+                let text = String::from_utf8_lossy(&data[..n.min(4054)]).into_owned();
+                fire_triggers(reg, &mut st, &print, |f| marker_filter_matches(f, &text));
             }
             // One record holds at most this much with 4 KiB sub-buffers (§10.3).
             Ok(n.min(4054))
@@ -660,4 +730,14 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
         | TracePipe
         | UprobeProfile => Err(EINVAL),
     }
+}
+
+/// Checks a trigger's `if` filter against the event's fields (§8.2).
+fn check_trigger_filter(_ta: &TraceArray, _ev: &Event, _text: &str) -> Result<(), i32> {
+    Err(EINVAL)
+}
+
+/// Does a marker record with text `buf` pass the trigger filter `filter`?
+fn marker_filter_matches(_filter: &str, _buf: &str) -> bool {
+    false
 }

@@ -9,6 +9,7 @@ pub mod registry;
 pub mod signals;
 pub mod state;
 pub mod stats;
+pub mod trigger;
 
 /// Number of CPUs the machine has (one `per_cpu/cpuN` each), as the kernel counts them.
 pub fn ncpu() -> usize {

@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
@@ -34,6 +34,9 @@ pub trait Named {
 pub struct Children<T> {
     list: Vec<Arc<T>>,
     by_name: HashMap<Box<str>, Arc<T>>,
+    /// Set when the directory itself is removed (an emptied subsystem): it then has no
+    /// children and no files, whatever a stale handle on it asks.
+    pub removed: bool,
 }
 
 impl<T: Named> Children<T> {
@@ -41,6 +44,7 @@ impl<T: Named> Children<T> {
         Children {
             list: Vec::new(),
             by_name: HashMap::new(),
+            removed: false,
         }
     }
 
@@ -164,10 +168,21 @@ pub struct Registry {
     pub ncpu: usize,
     pub mounted_at: SystemTime,
     serials: AtomicU64,
+    /// Dynamic events are listed first in `available_events`: their order keys go down.
+    next_order: AtomicI64,
+    next_event_id: AtomicU32,
     /// chmod/chown results keyed by the entry's stable inode number; they outlive the
     /// kernel's inodes (it forgets them at will) and end when the entry is removed.
     overrides: dashmap::DashMap<u64, AttrOverride>,
-    event_count: usize,
+    event_count: AtomicUsize,
+}
+
+/// What [`Registry::remove_event`] took away.
+pub struct RemovedEvent {
+    pub event: Arc<Event>,
+    /// The subsystem, when the event was its last one and it went too.
+    pub system: Arc<System>,
+    pub system_removed: bool,
 }
 
 impl Registry {
@@ -175,6 +190,12 @@ impl Registry {
         let serials = AtomicU64::new(FIRST_SERIAL);
         let next = || serials.fetch_add(1, Ordering::Relaxed);
         let event_count = catalog.events.len();
+        let max_id = catalog
+            .events
+            .iter()
+            .filter_map(|e| e.id)
+            .max()
+            .unwrap_or(0);
         // Group by subsystem, keeping first-appearance order (the catalog is in directory order).
         let mut groups: Vec<(String, Vec<EventDef>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -220,13 +241,15 @@ impl Registry {
             ncpu,
             mounted_at: SystemTime::now(),
             serials,
+            next_order: AtomicI64::new(-1),
+            next_event_id: AtomicU32::new(max_id + 1),
             overrides: dashmap::DashMap::new(),
-            event_count,
+            event_count: AtomicUsize::new(event_count),
         }
     }
 
     pub fn event_count(&self) -> usize {
-        self.event_count
+        self.event_count.load(Ordering::Relaxed)
     }
 
     pub fn system_count(&self) -> usize {
@@ -237,7 +260,7 @@ impl Registry {
     /// lock briefly, one at a time).
     pub fn all_events(&self) -> Vec<Arc<Event>> {
         let systems: Vec<Arc<System>> = self.systems.read().iter().cloned().collect();
-        let mut out = Vec::with_capacity(self.event_count);
+        let mut out = Vec::with_capacity(self.event_count());
         for s in systems {
             out.extend(s.events.read().iter().cloned());
         }
@@ -304,6 +327,100 @@ impl Registry {
         Ok(ta)
     }
 
+    /// The event `system:name`, if it exists.
+    pub fn find_event(&self, system: &str, name: &str) -> Option<Arc<Event>> {
+        let sys = self.systems.read().get(system).cloned()?;
+        sys.events.read().get(name).cloned()
+    }
+
+    /// The top level and every instance (a snapshot).
+    pub fn trace_arrays(&self) -> Vec<Arc<TraceArray>> {
+        let mut out = vec![self.top.clone()];
+        out.extend(self.instances.read().iter().cloned());
+        out
+    }
+
+    /// A type id for a new dynamic event (never reused).
+    pub fn next_event_id(&self) -> u32 {
+        self.next_event_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds an event at run time, creating its subsystem if needed. It appears at the end of
+    /// its directory listings and at the front of `available_events`, in every trace array.
+    /// Both directory locks are held together so the event can never land in a subsystem that
+    /// is being removed (eventfs-history §4 scenario 34).
+    pub fn add_event(&self, def: EventDef) -> Result<Arc<Event>, i32> {
+        let mut systems = self.systems.write();
+        let sys = match systems.get(&def.system) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(System {
+                    name: def.system.as_str().into(),
+                    serial: self.next_serial(),
+                    events: RwLock::new(Children::new()),
+                    internal: false,
+                });
+                systems.push(s.clone());
+                s
+            }
+        };
+        let mut events = sys.events.write();
+        if events.get(&def.name).is_some() {
+            return Err(libc::EEXIST);
+        }
+        let ev = Arc::new(Event {
+            serial: self.next_serial(),
+            order: self.next_order.fetch_sub(1, Ordering::Relaxed),
+            def,
+            life: RwLock::new(Life::Alive),
+        });
+        events.push(ev.clone());
+        self.event_count.fetch_add(1, Ordering::Relaxed);
+        Ok(ev)
+    }
+
+    /// Removes a run-time event from every trace array; its subsystem goes too when it was the
+    /// last event. EBUSY while any trace array has it enabled. Its chmod/chown overrides end.
+    pub fn remove_event(&self, system: &str, name: &str) -> Result<RemovedEvent, i32> {
+        // Snapshot first: `instances/` is never locked while holding `events/`'s lock.
+        let arrays = self.trace_arrays();
+        let mut systems = self.systems.write();
+        let sys = systems.get(system).cloned().ok_or(libc::ENOENT)?;
+        let mut events = sys.events.write();
+        let ev = events.get(name).cloned().ok_or(libc::ENOENT)?;
+        if arrays
+            .iter()
+            .any(|ta| ta.state.lock().is_enabled(ev.serial))
+        {
+            return Err(libc::EBUSY);
+        }
+        events.remove(name);
+        *ev.life.write() = Life::Removed;
+        let system_removed = events.is_empty();
+        if system_removed {
+            events.removed = true;
+        }
+        drop(events);
+        if system_removed {
+            systems.remove(system);
+        }
+        drop(systems);
+        self.event_count.fetch_sub(1, Ordering::Relaxed);
+        for ta in &arrays {
+            let mut st = ta.state.lock();
+            st.filters.remove(&ev.serial);
+            st.events.remove(&ev.serial);
+        }
+        let dir = |ino: &u64| ((ino - 1) >> 8) & ((1 << 36) - 1);
+        self.overrides
+            .retain(|ino, _| dir(ino) != ev.serial && !(system_removed && dir(ino) == sys.serial));
+        Ok(RemovedEvent {
+            event: ev,
+            system: sys,
+            system_removed,
+        })
+    }
+
     /// A fresh serial for a directory created at run time (never reused).
     pub fn next_serial(&self) -> u64 {
         self.serials.fetch_add(1, Ordering::Relaxed)
@@ -324,6 +441,61 @@ mod tests {
             },
             2,
         )
+    }
+
+    fn dyn_def(system: &str, name: &str, id: u32) -> EventDef {
+        let format = format!("name: {name}\nID: {id}\nformat:\n\nprint fmt: \"\"\n");
+        EventDef {
+            system: system.into(),
+            name: name.into(),
+            seq: None,
+            files: FileSet::STANDARD,
+            id: Some(id),
+            format: format.into(),
+        }
+    }
+
+    #[test]
+    fn dynamic_events_come_and_go() {
+        let r = reg();
+        let n = r.event_count();
+        let id = r.next_event_id();
+        let ev = r.add_event(dyn_def("synthetic", "myev", id)).unwrap();
+        assert_eq!(
+            r.add_event(dyn_def("synthetic", "myev", id)).err(),
+            Some(libc::EEXIST)
+        );
+        assert_eq!(r.event_count(), n + 1);
+        assert_eq!(
+            r.listed_events()[0].def.name,
+            "myev",
+            "new events are listed first"
+        );
+        let sys = r.systems.read().get("synthetic").cloned().unwrap();
+        assert!(
+            r.systems
+                .read()
+                .iter()
+                .last()
+                .is_some_and(|s| Arc::ptr_eq(s, &sys))
+        );
+        r.top.state.lock().user_enable(ev.serial, true);
+        assert_eq!(r.remove_event("synthetic", "myev").err(), Some(libc::EBUSY));
+        r.top.state.lock().user_enable(ev.serial, false);
+        let gone = r.remove_event("synthetic", "myev").unwrap();
+        assert!(gone.system_removed && sys.events.read().removed);
+        assert_eq!(*ev.life.read(), Life::Removed);
+        assert!(r.systems.read().get("synthetic").is_none());
+        assert_eq!(
+            r.remove_event("synthetic", "myev").err(),
+            Some(libc::ENOENT)
+        );
+        assert_eq!(r.event_count(), n);
+        // An event of an existing subsystem leaves the subsystem in place.
+        r.add_event(dyn_def("sched", "extra", r.next_event_id()))
+            .unwrap();
+        assert!(!r.remove_event("sched", "extra").unwrap().system_removed);
+        assert!(r.next_event_id() > id);
     }
 
     #[test]

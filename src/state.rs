@@ -2,7 +2,7 @@
 //! (the top level now; instances share this type). Compact by design: an event costs nothing
 //! here until it is enabled.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::SystemTime;
 
 use std::sync::atomic::AtomicU32;
@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicU32;
 use parking_lot::{Mutex, RwLock};
 
 use crate::registry::Life;
+use crate::trigger::{SoftState, TriggerList};
 
 /// Trace options: name, default at the top level, default in an instance, whether an
 /// instance's `options/` directory offers it. In the kernel's `trace_options` order.
@@ -106,9 +107,9 @@ impl crate::registry::Named for TraceArray {
 }
 
 pub struct TaState {
-    /// Serials of enabled events. Everything else is disabled: an event costs nothing here
-    /// until it is enabled.
-    pub enabled: HashSet<u64>,
+    /// Per-event state, keyed by event serial, only for events that differ from the default
+    /// (disabled, no triggers): an event costs nothing here until it is used.
+    pub events: HashMap<u64, EventState>,
     pub tracing_on: bool,
     pub current_tracer: &'static str,
     pub trace_clock: usize,
@@ -142,7 +143,7 @@ impl TraceArray {
             life: RwLock::new(Life::Alive),
             busy: AtomicU32::new(0),
             state: Mutex::new(TaState {
-                enabled: HashSet::new(),
+                events: HashMap::new(),
                 tracing_on: true,
                 current_tracer: "nop",
                 trace_clock: 0,
@@ -183,7 +184,42 @@ impl TraceArray {
     }
 }
 
+/// One event's state in one trace array: enable and soft mode (§5.1) and its triggers (§8).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventState {
+    pub soft: SoftState,
+    pub triggers: TriggerList,
+}
+
 impl TaState {
+    /// The raw enabled flag (soft mode counts): what `set_event` lists and the subsystem `X`
+    /// and EBUSY on deletion look at.
+    pub fn is_enabled(&self, serial: u64) -> bool {
+        self.events
+            .get(&serial)
+            .is_some_and(|e| e.soft.is_enabled())
+    }
+
+    /// What an event's `enable` file reads: `0`, `1`, `0*` or `1*`.
+    pub fn enable_text(&self, serial: u64) -> &'static str {
+        self.events.get(&serial).map_or("0\n", |e| e.soft.read())
+    }
+
+    /// Applies `f` to an event's state, dropping the record again if it is back to default.
+    pub fn with_event<R>(&mut self, serial: u64, f: impl FnOnce(&mut EventState) -> R) -> R {
+        let e = self.events.entry(serial).or_default();
+        let r = f(e);
+        if *e == EventState::default() {
+            self.events.remove(&serial);
+        }
+        r
+    }
+
+    /// A user write of `0`/`1` to an event (its `enable`, its subsystem's, `set_event`).
+    pub fn user_enable(&mut self, serial: u64, on: bool) {
+        self.with_event(serial, |e| e.soft.user_write(on));
+    }
+
     /// Adds an `error_log` entry in the kernel's layout (§10.7), dropping the oldest past 8.
     pub fn log_error(&mut self, location: &str, message: &str, command: &str, pos: usize) {
         let (sec, usec) = uptime();

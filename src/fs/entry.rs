@@ -231,6 +231,9 @@ impl DirGuard<'_> {
                 systems.get(name).map(|s| Entry::SystemDir(s.clone()))
             }
             (Entry::SystemDir(s), DirGuard::System(_, events)) => {
+                if events.removed {
+                    return None;
+                }
                 if !s.internal
                     && let Some(i) = SYSTEM_FILES.iter().position(|f| f.0 == name)
                 {
@@ -306,7 +309,7 @@ impl DirGuard<'_> {
                     entry: Entry::SystemDir(s.clone()),
                 }));
             }
-            (Entry::SystemDir(s), DirGuard::System(_, events)) => {
+            (Entry::SystemDir(s), DirGuard::System(_, events)) if !events.removed => {
                 if !s.internal {
                     fixed.extend(
                         SYSTEM_FILES
@@ -369,6 +372,23 @@ pub fn parent_of(reg: &Registry, entry: &Entry) -> Entry {
 }
 
 impl Entry {
+    /// Does this entry live in (or is it) the directory of `event`?
+    pub fn belongs_to_event(&self, event: &Event) -> bool {
+        match self {
+            Entry::EventDir(e) | Entry::EventFile(e, _) => std::ptr::eq(&**e, event),
+            _ => false,
+        }
+    }
+
+    /// Does this entry live in (or is it) the directory of subsystem `system`?
+    pub fn belongs_to_system(&self, system: &System) -> bool {
+        match self {
+            Entry::SystemDir(s) | Entry::SystemFile(s, _) => std::ptr::eq(&**s, system),
+            Entry::EventDir(e) | Entry::EventFile(e, _) => e.def.system == *system.name,
+            _ => false,
+        }
+    }
+
     /// The entry's name in its parent directory (the root's is empty).
     pub fn name(&self) -> String {
         match self {

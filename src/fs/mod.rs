@@ -54,6 +54,18 @@ pub struct Counters {
 pub static NOTIFICATIONS_SENT: AtomicU64 = AtomicU64::new(0);
 
 /// An open file: what it acts on and, for chunked reads, the content generated at offset 0.
+impl Handle {
+    /// Its trace array and the event or subsystem it acts on still exist.
+    fn file_alive(&self) -> bool {
+        self.ta.is_alive()
+            && match &self.file {
+                File::Event(e, _) => *e.life.read() == Life::Alive,
+                File::System(s, _) => !s.events.read().removed,
+                _ => true,
+            }
+    }
+}
+
 struct Handle {
     ta: Arc<TraceArray>,
     file: File,
@@ -163,9 +175,14 @@ impl Core {
     /// relative to a directory inside a removed instance stop resolving. Never waited for
     /// from a handler: the kernel applies them under directory locks a request may hold.
     fn invalidate_trace_array(&self, ta: &Arc<TraceArray>) {
+        self.invalidate_where(|t, _| t.serial == ta.serial);
+    }
+
+    /// Queues invalidation of every cached entry for which `pred(trace array, entry)` holds.
+    fn invalidate_where(&self, pred: impl Fn(&TraceArray, &Entry) -> bool) {
         let Some(q) = self.notify.get() else { return };
-        for e in self.nodes.entries_of(ta.serial) {
-            let (pta, parent) = self.parent_of(ta, &e);
+        for (ta, e) in self.nodes.matching(pred) {
+            let (pta, parent) = self.parent_of(&ta, &e);
             q.send(notify::Notice::InvalEntry {
                 parent: parent.ino(&pta),
                 name: e.name().into(),
@@ -555,7 +572,7 @@ impl Filesystem for TraceFs {
         }
         // After its instance is removed a file fails with ENODEV, except `id`, which the
         // kernel keeps in the open file (§4.5).
-        if !h.ta.is_alive() && !matches!(h.file, File::Event(_, EventFile::Id)) {
+        if !h.file_alive() && !matches!(h.file, File::Event(_, EventFile::Id)) {
             return reply.error(Errno::ENODEV);
         }
         if h.file.eof_past_zero() && offset > 0 {
@@ -598,7 +615,7 @@ impl Filesystem for TraceFs {
         let Some(h) = self.handles.get(&fh.0) else {
             return reply.error(Errno::EBADF);
         };
-        if !h.ta.is_alive() {
+        if !h.file_alive() {
             return reply.error(Errno::ENODEV);
         }
         // Every write(2) is parsed on its own, whatever the offset (§3.1).

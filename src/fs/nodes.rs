@@ -122,12 +122,15 @@ impl Nodes {
         self.map.is_empty()
     }
 
-    /// The entries of live nodes that belong to trace array `serial`.
-    pub fn entries_of(&self, serial: u32) -> Vec<Entry> {
+    /// The live nodes for which `pred(trace array, entry)` holds.
+    pub fn matching(
+        &self,
+        pred: impl Fn(&TraceArray, &Entry) -> bool,
+    ) -> Vec<(Arc<TraceArray>, Entry)> {
         self.map
             .iter()
-            .filter(|n| n.ta.serial == serial)
-            .map(|n| n.entry.clone())
+            .filter(|n| pred(&n.ta, &n.entry))
+            .map(|n| (n.ta.clone(), n.entry.clone()))
             .collect()
     }
 

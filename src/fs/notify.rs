@@ -2,8 +2,11 @@
 //! never from inside a request handler: the kernel takes the parent directory's lock to apply
 //! them, and a handler may be serving a request that holds that very lock.
 //!
-//! A handler that removes entries queues their invalidations here and returns at once; it must
-//! never wait for them (the request it serves may hold the very lock the kernel needs).
+//! A handler that removes entries queues their invalidations here and never waits for them
+//! (the request it serves may hold the very lock the kernel needs). When its caller must not
+//! see the old entries once the call returns (deleting a dynamic event), it hands its reply
+//! over too (`Then`): the notifier sends it after the invalidations, and the worker thread is
+//! free meanwhile, so the lookups those invalidations wait for can still be served.
 
 use std::ffi::OsString;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +17,8 @@ use fuser::{INodeNo, Notifier};
 pub enum Notice {
     /// Forget the kernel's cached entry `name` in directory `parent`.
     InvalEntry { parent: u64, name: OsString },
+    /// Runs after every earlier notice has been sent (a deferred reply).
+    Then(Box<dyn FnOnce() + Send>),
 }
 
 #[derive(Clone)]
@@ -39,6 +44,7 @@ impl NotifyQueue {
                             }
                             sent.fetch_add(1, Ordering::Relaxed);
                         }
+                        Notice::Then(f) => f(),
                     }
                 }
             })

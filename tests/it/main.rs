@@ -6,3 +6,4 @@ mod conformance;
 mod differential;
 mod instances;
 mod tree;
+mod triggers;

@@ -1,0 +1,188 @@
+//! `trigger` files and soft mode (spec §8, §5.1; §14 scenarios 15, 16, 37–41, 43, 44), each run
+//! in a fresh instance like the spec's scenarios.
+
+use std::path::PathBuf;
+
+use crate::common::{Mount, read, write_raw};
+
+const HEADER: &str =
+    "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n";
+
+struct Inst {
+    m: Mount,
+}
+
+impl Inst {
+    fn new() -> Inst {
+        let m = Mount::new(&[]);
+        std::fs::create_dir(m.p("instances/cts")).unwrap();
+        Inst { m }
+    }
+    fn p(&self, rel: &str) -> PathBuf {
+        self.m.p(&format!("instances/cts/{rel}"))
+    }
+    /// `echo X > file` without the newline: one write(2), O_TRUNC like the shell's `>`.
+    fn w(&self, rel: &str, data: &str) -> Result<usize, i32> {
+        write_raw(
+            &self.p(rel),
+            data.as_bytes(),
+            libc::O_WRONLY | libc::O_TRUNC,
+        )
+    }
+    fn r(&self, rel: &str) -> String {
+        read(&self.p(rel))
+    }
+}
+
+const HANG: &str = "events/sched/sched_process_hang";
+const PRINT_TRIGGER: &str = "events/ftrace/print/trigger";
+
+#[test]
+fn a_trigger_puts_its_event_in_soft_mode() {
+    // Scenarios 15 and 16.
+    let i = Inst::new();
+    assert_eq!(
+        i.r(&format!("{HANG}/trigger")),
+        HEADER,
+        "scenario 37: empty trigger file"
+    );
+    assert_eq!(i.w(&format!("{HANG}/trigger"), "traceoff"), Ok(8));
+    assert_eq!(i.r(&format!("{HANG}/enable")), "0*\n");
+    assert_eq!(i.r("events/sched/enable"), "X\n");
+    assert_eq!(i.r("set_event"), "sched:sched_process_hang\n");
+    let en = format!("{HANG}/enable");
+    assert_eq!(i.w(&en, "1"), Ok(1));
+    assert_eq!(i.r(&en), "1*\n");
+    assert_eq!(i.w(&en, "0"), Ok(1));
+    assert_eq!(i.r(&en), "0*\n");
+    assert_eq!(i.w(&en, "1"), Ok(1));
+    assert_eq!(i.w(&format!("{HANG}/trigger"), "!traceoff"), Ok(9));
+    assert_eq!(i.r(&en), "1\n", "enabled once the last trigger goes");
+    assert_eq!(i.r(&format!("{HANG}/trigger")), HEADER);
+}
+
+#[test]
+fn trigger_list_newest_first_eexist_and_removal() {
+    // Scenarios 38, 39, 40.
+    let i = Inst::new();
+    assert_eq!(i.w(PRINT_TRIGGER, "traceoff"), Ok(8));
+    assert_eq!(i.w(PRINT_TRIGGER, "stacktrace:3"), Ok(12));
+    assert_eq!(
+        i.r(PRINT_TRIGGER),
+        "stacktrace:count=3\ntraceoff:unlimited\n"
+    );
+    assert_eq!(
+        i.w(PRINT_TRIGGER, "traceon"),
+        Err(libc::EEXIST),
+        "traceon/traceoff share a type"
+    );
+    assert_eq!(
+        i.w(PRINT_TRIGGER, "traceon:2"),
+        Err(libc::EEXIST),
+        "O_TRUNC does not clear"
+    );
+    assert_eq!(i.w(PRINT_TRIGGER, "!stacktrace"), Ok(11));
+    assert_eq!(i.w(PRINT_TRIGGER, "!traceoff:0"), Ok(11));
+    assert_eq!(
+        i.w(PRINT_TRIGGER, "!traceoff"),
+        Ok(9),
+        "removing nothing succeeds"
+    );
+    assert_eq!(i.r(PRINT_TRIGGER), HEADER);
+}
+
+#[test]
+fn trigger_writes_the_kernel_rejects() {
+    // Scenario 41 (filters aside).
+    let i = Inst::new();
+    let t = format!("{HANG}/trigger");
+    for bad in [
+        "bogus",
+        "TRACEON",
+        "traceon if",
+        "traceon foo",
+        "traceon:abc",
+        "traceon:-1",
+        "enable_event:sched:nosuch",
+        "enable_event:ftrace:print",
+        "enable_event:sched",
+        "\n",
+    ] {
+        assert_eq!(i.w(&t, bad), Err(libc::EINVAL), "trigger write {bad:?}");
+    }
+    assert_eq!(i.r(&t), HEADER, "nothing was added");
+    assert_eq!(i.r(&format!("{HANG}/enable")), "0\n", "and no soft mode");
+}
+
+#[test]
+fn enable_event_targets_and_the_marker() {
+    // Scenarios 43 and 44.
+    let i = Inst::new();
+    let wake = "events/sched/sched_wakeup_new/enable";
+    let hang = format!("{HANG}/enable");
+    assert_eq!(
+        i.w(PRINT_TRIGGER, "enable_event:sched:sched_process_hang"),
+        Ok(37)
+    );
+    assert_eq!(
+        i.w(PRINT_TRIGGER, "disable_event:sched:sched_process_hang"),
+        Err(libc::EEXIST)
+    );
+    assert_eq!(
+        i.w(PRINT_TRIGGER, "disable_event:sched:sched_wakeup_new:0x10"),
+        Ok(41)
+    );
+    assert_eq!(
+        i.r(PRINT_TRIGGER),
+        "disable_event:sched:sched_wakeup_new:count=16\nenable_event:sched:sched_process_hang:unlimited\n"
+    );
+    assert_eq!(
+        i.r(&hang),
+        "0*\n",
+        "an enable_event target starts soft-disabled"
+    );
+    assert_eq!(i.r(wake), "0*\n");
+    // A marker write fires ftrace/print's triggers.
+    assert_eq!(i.w("trace_marker", "hi\n"), Ok(3));
+    assert_eq!(i.r(&hang), "1*\n", "the marker fired enable_event");
+    assert_eq!(
+        i.r(PRINT_TRIGGER),
+        "disable_event:sched:sched_wakeup_new:count=16\nenable_event:sched:sched_process_hang:unlimited\n",
+        "disable_event on an already soft-disabled target does not count"
+    );
+    assert_eq!(
+        i.w(PRINT_TRIGGER, "!disable_event:sched:sched_process_hang"),
+        Ok(39)
+    );
+    assert_eq!(
+        i.r(PRINT_TRIGGER),
+        "disable_event:sched:sched_wakeup_new:count=16\n"
+    );
+    assert_eq!(i.r(&hang), "1\n", "it stays enabled after removal");
+    assert_eq!(
+        i.w(PRINT_TRIGGER, "!enable_event:sched:sched_wakeup_new"),
+        Ok(36)
+    );
+    assert_eq!(i.r(PRINT_TRIGGER), HEADER);
+    assert_eq!(i.r(wake), "0\n");
+}
+
+#[test]
+fn triggers_are_per_instance_and_go_with_it() {
+    let i = Inst::new();
+    assert_eq!(i.w(&format!("{HANG}/trigger"), "traceoff"), Ok(8));
+    assert_eq!(
+        read(&i.m.p(&format!("{HANG}/trigger"))),
+        HEADER,
+        "top level untouched"
+    );
+    assert_eq!(read(&i.m.p(&format!("{HANG}/enable"))), "0\n");
+    std::fs::remove_dir(i.p("")).unwrap();
+    std::fs::create_dir(i.p("")).unwrap();
+    assert_eq!(
+        i.r(&format!("{HANG}/trigger")),
+        HEADER,
+        "scenario 59: re-created clean"
+    );
+    assert_eq!(i.r(&format!("{HANG}/enable")), "0\n");
+}

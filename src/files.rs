@@ -9,6 +9,7 @@ use libc::{EBADF, EINVAL};
 
 use crate::catalog::EventFile;
 use crate::control;
+use crate::filter;
 use crate::registry::{Event, Registry, System};
 use crate::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
 use crate::trigger;
@@ -226,6 +227,13 @@ const README: &str = include_str!("tracefs_readme.txt");
 /// The content of a file, generated from the current state.
 pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32> {
     let text: String = match file {
+        // Filter text is kept as written, which need not be UTF-8.
+        File::Event(ev, EventFile::Filter) => {
+            return Ok(match ta.state.lock().filters.get(&ev.serial) {
+                Some(f) => f.shown.clone(),
+                None => b"none\n".to_vec(),
+            });
+        }
         File::Top(f) => read_top(reg, ta, *f)?,
         File::Option(i) => format!("{}\n", u8::from(ta.state.lock().options[*i])),
         File::Cpu(cpu, f) => read_cpu(ta, *cpu, *f)?,
@@ -241,10 +249,6 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
             summary(&ta.state.lock(), events.iter())
         }
         File::Event(ev, EventFile::Enable) => ta.state.lock().enable_text(ev.serial).into(),
-        File::Event(ev, EventFile::Filter) => match ta.state.lock().filters.get(&ev.serial) {
-            Some(f) => format!("{f}\n"),
-            None => "none\n".into(),
-        },
         File::Event(ev, EventFile::Trigger) => match ta.state.lock().events.get(&ev.serial) {
             Some(e) => trigger::render(&e.triggers),
             None => trigger::AVAILABLE_TRIGGERS.into(),
@@ -471,35 +475,19 @@ pub fn write(reg: &Registry, ta: &TraceArray, file: &File, data: &[u8]) -> Resul
             let events: Vec<_> = sys.events.read().iter().cloned().collect();
             set_enabled(ta, events.iter(), on).map(|()| n)
         }
-        File::System(sys, SystemFile::Filter) => {
-            if trimmed(data) != b"0" {
-                return Err(EINVAL); // filter expressions arrive with the control issue
-            }
-            let events: Vec<_> = sys.events.read().iter().cloned().collect();
-            let mut st = ta.state.lock();
-            for ev in events {
-                st.filters.remove(&ev.serial);
-            }
-            Ok(n)
-        }
+        File::System(sys, SystemFile::Filter) => write_system_filter(ta, sys, data),
         File::Event(ev, EventFile::Enable) => {
             let on = control::parse_enable(data)?;
             set_enabled(ta, std::iter::once(ev), on).map(|()| n)
         }
         File::Event(ev, EventFile::Filter) => {
-            if trimmed(data) != b"0" {
-                return Err(EINVAL); // filter expressions arrive with the control issue
-            }
-            ta.state.lock().filters.remove(&ev.serial);
-            Ok(n)
+            let result = filter::compile(data, &filter::Fields::from_format(&ev.def.format));
+            let mut st = ta.state.lock();
+            apply_filter(&mut st, ev.serial, data, result).map(|()| n)
         }
         File::Event(ev, EventFile::Trigger) => write_trigger(reg, ta, ev, data),
         File::Event(_, EventFile::Format | EventFile::Id) => Err(EINVAL),
     }
-}
-
-fn trimmed(data: &[u8]) -> &[u8] {
-    data.trim_ascii()
 }
 
 /// One write to an event's `trigger` file (§8.2). Adding a trigger puts the event in soft
@@ -702,8 +690,10 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
                 return Err(EBADF);
             }
             if let Some(print) = reg.find_event("ftrace", "print") {
-                let text = String::from_utf8_lossy(&data[..n.min(4054)]).into_owned();
-                fire_triggers(reg, &mut st, &print, |f| marker_filter_matches(f, &text));
+                let buf = &data[..n.min(4054)];
+                fire_triggers(reg, &mut st, &print, |f| {
+                    marker_filter_matches(&print, f, buf)
+                });
             }
             // One record holds at most this much with 4 KiB sub-buffers (§10.3).
             Ok(n.min(4054))
@@ -732,12 +722,98 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
     }
 }
 
-/// Checks a trigger's `if` filter against the event's fields (§8.2).
-fn check_trigger_filter(_ta: &TraceArray, _ev: &Event, _text: &str) -> Result<(), i32> {
-    Err(EINVAL)
+/// Stores the outcome of compiling `text` for one event (§7.2): the filter, a cleared filter,
+/// or — for a rejected expression — the error record (filtering off) plus an error_log entry.
+/// Only a write of 4096+ bytes leaves the old filter in place.
+fn apply_filter(
+    st: &mut TaState,
+    serial: u64,
+    text: &[u8],
+    result: Result<Option<filter::Filter>, filter::FilterError>,
+) -> Result<(), i32> {
+    let stored = filter::stored_bytes(text);
+    match result {
+        Ok(None) => {
+            st.filters.remove(&serial);
+            Ok(())
+        }
+        Ok(Some(f)) => {
+            let mut shown = stored;
+            shown.push(b'\n');
+            let compiled = Some(Arc::new(f));
+            st.filters
+                .insert(serial, state::EventFilter { shown, compiled });
+            Ok(())
+        }
+        Err(e) if !e.recorded => Err(e.errno),
+        Err(e) => {
+            let (location, message, pos) = e.log_entry();
+            st.log_error(location, message, &String::from_utf8_lossy(&stored), pos);
+            let shown = filter::error_bytes(&stored, &e);
+            st.filters.insert(
+                serial,
+                state::EventFilter {
+                    shown,
+                    compiled: None,
+                },
+            );
+            Err(e.errno)
+        }
+    }
 }
 
-/// Does a marker record with text `buf` pass the trigger filter `filter`?
-fn marker_filter_matches(_filter: &str, _buf: &str) -> bool {
-    false
+/// A subsystem `filter` write (§7.6): compiled for each of its events; where it fails, that
+/// event's filter becomes the subsystem error record. Succeeds if the subsystem has events.
+fn write_system_filter(ta: &TraceArray, sys: &System, data: &[u8]) -> Result<usize, i32> {
+    let events: Vec<_> = sys
+        .events
+        .read()
+        .iter()
+        .filter(|e| e.enableable())
+        .cloned()
+        .collect();
+    if events.is_empty() {
+        return Err(EINVAL);
+    }
+    let mut st = ta.state.lock();
+    for ev in events {
+        let result =
+            filter::compile_for_subsystem(data, &filter::Fields::from_format(&ev.def.format));
+        match apply_filter(&mut st, ev.serial, data, result) {
+            Err(e) if e == EINVAL && data.len() >= filter::MAX_WRITE => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(data.len())
+}
+
+/// Checks a trigger's `if` filter against the event's fields (§8.2): a bad one is EINVAL with
+/// an error_log entry.
+fn check_trigger_filter(ta: &TraceArray, ev: &Event, text: &str) -> Result<(), i32> {
+    match filter::compile(
+        text.as_bytes(),
+        &filter::Fields::from_format(&ev.def.format),
+    ) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let (location, message, pos) = e.log_entry();
+            ta.state.lock().log_error(location, message, text, pos);
+            Err(EINVAL)
+        }
+    }
+}
+
+/// Does a marker record with text `buf` pass the trigger filter `filter`? The record is laid
+/// out as `ftrace/print`'s format says: the common header, `ip`, then `buf` (NUL-terminated).
+fn marker_filter_matches(print: &Event, filter: &str, buf: &[u8]) -> bool {
+    let Ok(Some(f)) = filter::compile(
+        filter.as_bytes(),
+        &filter::Fields::from_format(&print.def.format),
+    ) else {
+        return false;
+    };
+    let mut record = vec![0u8; 16];
+    record.extend_from_slice(buf);
+    record.push(0);
+    f.matches(&record, &filter::RecordContext::default())
 }

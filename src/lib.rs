@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod control;
 pub mod files;
+pub mod filter;
 pub mod fs;
 pub mod mount;
 pub mod registry;

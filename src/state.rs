@@ -127,9 +127,8 @@ pub struct TaState {
     pub event_notrace_pids: BTreeSet<u32>,
     pub ftrace_pids: BTreeSet<u32>,
     pub ftrace_notrace_pids: BTreeSet<u32>,
-    /// Event serials with a filter set (`filter` semantics arrive with the control issue;
-    /// until then only `0` clears).
-    pub filters: std::collections::HashMap<u64, String>,
+    /// Events with a filter or a failed filter's error record (§7).
+    pub filters: HashMap<u64, EventFilter>,
 }
 
 impl TraceArray {
@@ -182,6 +181,14 @@ impl TraceArray {
     pub fn offers_option(&self, idx: usize) -> bool {
         self.is_top() || OPTIONS[idx].3
     }
+}
+
+/// An event's filter: what its `filter` file shows, and the compiled predicate (None after a
+/// failed write: the error record is shown and filtering is off, §7.2).
+#[derive(Clone)]
+pub struct EventFilter {
+    pub shown: Vec<u8>,
+    pub compiled: Option<std::sync::Arc<crate::filter::Filter>>,
 }
 
 /// One event's state in one trace array: enable and soft mode (§5.1) and its triggers (§8).

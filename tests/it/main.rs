@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod conformance;
 mod differential;
+mod filters;
 mod instances;
 mod tree;
 mod triggers;

@@ -198,6 +198,38 @@ pub fn write_raw(path: &Path, data: &[u8], flags: i32) -> Result<usize, i32> {
     }
 }
 
+/// A fresh mount with one instance, `instances/cts`, like the spec's scenarios (§14).
+pub struct Inst {
+    pub m: Mount,
+}
+
+impl Inst {
+    pub fn new() -> Inst {
+        let m = Mount::new(&[]);
+        std::fs::create_dir(m.p("instances/cts")).unwrap();
+        Inst { m }
+    }
+
+    /// A path inside the instance.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.m.p(&format!("instances/cts/{rel}"))
+    }
+
+    /// One write(2) of exactly `data`, opened with O_TRUNC like the shell's `>`.
+    pub fn w(&self, rel: &str, data: impl AsRef<[u8]>) -> Result<usize, i32> {
+        write_raw(&self.p(rel), data.as_ref(), libc::O_WRONLY | libc::O_TRUNC)
+    }
+
+    /// Reads in one call: `filter` files answer EOF past offset 0 (§3.3), like the kernel's.
+    pub fn r(&self, rel: &str) -> String {
+        use std::io::Read;
+        let mut buf = vec![0u8; 1 << 16];
+        let n = std::fs::File::open(self.p(rel)).and_then(|mut f| f.read(&mut buf));
+        buf.truncate(n.unwrap_or_else(|e| panic!("read {rel}: {e}")));
+        String::from_utf8(buf).unwrap()
+    }
+}
+
 /// Reads a whole file as a String (panics on error).
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))

@@ -1,32 +1,7 @@
 //! `filter` files (spec §7; §14 scenarios 24–36, 42, 45), each in a fresh instance.
 
-use std::path::PathBuf;
-
-use crate::common::{Mount, write_raw};
+use crate::common::{Inst, write_raw};
 use crate::tree::read_once;
-
-struct Inst {
-    m: Mount,
-}
-
-impl Inst {
-    fn new() -> Inst {
-        let m = Mount::new(&[]);
-        std::fs::create_dir(m.p("instances/cts")).unwrap();
-        Inst { m }
-    }
-    fn p(&self, rel: &str) -> PathBuf {
-        self.m.p(&format!("instances/cts/{rel}"))
-    }
-    /// One write(2) of exactly `data`, opened with O_TRUNC like the shell's `>`.
-    fn w(&self, rel: &str, data: &[u8]) -> Result<usize, i32> {
-        write_raw(&self.p(rel), data, libc::O_WRONLY | libc::O_TRUNC)
-    }
-    /// Reads in one call: `filter` files answer EOF past offset 0 (§3.3), like the kernel's.
-    fn r(&self, rel: &str) -> String {
-        String::from_utf8(read_once(&self.p(rel))).unwrap()
-    }
-}
 
 const EXEC: &str = "events/sched/sched_process_exec/filter";
 

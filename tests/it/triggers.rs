@@ -1,38 +1,10 @@
 //! `trigger` files and soft mode (spec §8, §5.1; §14 scenarios 15, 16, 37–41, 43, 44), each run
 //! in a fresh instance like the spec's scenarios.
 
-use std::path::PathBuf;
-
-use crate::common::{Mount, read, write_raw};
+use crate::common::{Inst, read};
 
 const HEADER: &str =
     "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n";
-
-struct Inst {
-    m: Mount,
-}
-
-impl Inst {
-    fn new() -> Inst {
-        let m = Mount::new(&[]);
-        std::fs::create_dir(m.p("instances/cts")).unwrap();
-        Inst { m }
-    }
-    fn p(&self, rel: &str) -> PathBuf {
-        self.m.p(&format!("instances/cts/{rel}"))
-    }
-    /// `echo X > file` without the newline: one write(2), O_TRUNC like the shell's `>`.
-    fn w(&self, rel: &str, data: &str) -> Result<usize, i32> {
-        write_raw(
-            &self.p(rel),
-            data.as_bytes(),
-            libc::O_WRONLY | libc::O_TRUNC,
-        )
-    }
-    fn r(&self, rel: &str) -> String {
-        read(&self.p(rel))
-    }
-}
 
 const HANG: &str = "events/sched/sched_process_hang";
 const PRINT_TRIGGER: &str = "events/ftrace/print/trigger";

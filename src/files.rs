@@ -9,8 +9,9 @@ use libc::{EBADF, EINVAL};
 
 use crate::catalog::EventFile;
 use crate::control;
+use crate::dynevent;
 use crate::filter;
-use crate::registry::{Event, Registry, System};
+use crate::registry::{Event, Registry, RemovedEvent, System};
 use crate::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
 use crate::trigger;
 
@@ -43,6 +44,7 @@ pub enum TopFile {
     SetFtraceNotrace,
     SetFtraceNotracePid,
     SetFtracePid,
+    SyntheticEvents,
     TimestampMode,
     TouchedFunctions,
     Trace,
@@ -115,6 +117,7 @@ pub const TOP_FILES: &[TopSpec] = {
         top("set_ftrace_notrace", 0o640, SetFtraceNotrace, true),
         top("set_ftrace_notrace_pid", 0o640, SetFtraceNotracePid, true),
         top("set_ftrace_pid", 0o640, SetFtracePid, true),
+        top("synthetic_events", 0o640, SyntheticEvents, false),
         top("timestamp_mode", 0o440, TimestampMode, true),
         top("touched_functions", 0o440, TouchedFunctions, false),
         top("trace", 0o640, Trace, true),
@@ -300,10 +303,24 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         | SavedCmdlines
         | SavedTgids
         | UprobeProfile
-        | DynamicEvents
         | UprobeEvents
         | SetFtraceFilter
         | SetFtraceNotrace => String::new(),
+        DynamicEvents | SyntheticEvents => {
+            drop(st);
+            let mut out = String::new();
+            for ev in reg.dynamic_events() {
+                let Some(d) = &ev.dynamic else { continue };
+                match f {
+                    DynamicEvents => out.push_str(&d.dynamic_events_line()),
+                    _ if d.kind == dynevent::Kind::Synthetic => {
+                        out.push_str(&d.synthetic_events_line())
+                    }
+                    _ => {}
+                }
+            }
+            out
+        }
         DynFtraceTotalInfo => "0 pages:0 groups: 0\n".into(),
         AvailableTracers => format!("{}\n", state::tracers(ta.is_top()).join(" ")),
         CurrentTracer => format!("{}\n", st.current_tracer),
@@ -423,9 +440,20 @@ now ts: {s:5}.{us:06}\ndropped events: 0\nread events: 0\n"
     })
 }
 
-/// Side effects of opening with O_TRUNC (§3.4).
-pub fn open_truncate(reg: &Registry, ta: &TraceArray, file: &File) -> Result<(), i32> {
-    let _ = reg;
+/// Side effects of opening with O_TRUNC (§3.4). Events it deletes are added to `removed`.
+pub fn open_truncate(
+    reg: &Registry,
+    ta: &TraceArray,
+    file: &File,
+    removed: &mut Vec<RemovedEvent>,
+) -> Result<(), i32> {
+    match file {
+        File::Top(TopFile::DynamicEvents) => return delete_all_dynamic(reg, None, removed),
+        File::Top(TopFile::SyntheticEvents) => {
+            return delete_all_dynamic(reg, Some(dynevent::Kind::Synthetic), removed);
+        }
+        _ => {}
+    }
     let mut st = ta.state.lock();
     match file {
         File::Top(TopFile::SetEvent) => {
@@ -444,10 +472,20 @@ pub fn open_truncate(reg: &Registry, ta: &TraceArray, file: &File) -> Result<(),
     Ok(())
 }
 
-/// Applies one write(2); returns the count to report.
-pub fn write(reg: &Registry, ta: &TraceArray, file: &File, data: &[u8]) -> Result<usize, i32> {
+/// Applies one write(2); returns the count to report. Events it deletes are added to
+/// `removed` (the adapter invalidates what the kernel caches of them before replying).
+pub fn write(
+    reg: &Registry,
+    ta: &TraceArray,
+    file: &File,
+    data: &[u8],
+    removed: &mut Vec<RemovedEvent>,
+) -> Result<usize, i32> {
     let n = data.len();
     match file {
+        File::Top(f @ (TopFile::DynamicEvents | TopFile::SyntheticEvents)) => {
+            write_dynamic(reg, *f == TopFile::SyntheticEvents, data, removed)
+        }
         File::Top(f) => write_top(reg, ta, *f, data),
         File::Option(i) => {
             set_option(ta, *i, control::parse_option_file(data)?)?;
@@ -675,8 +713,8 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
                 Err(EINVAL)
             }
         }
-        // Dynamic events arrive with the control issue: blank lines and comments only.
-        DynamicEvents | UprobeEvents => {
+        // No uprobes here: blank lines and comments only.
+        UprobeEvents => {
             let ok = data.split(|c| *c == b'\n').all(|l| {
                 let l = l.trim_ascii();
                 l.is_empty() || l.starts_with(b"#")
@@ -684,6 +722,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             if ok { Ok(n) } else { Err(EINVAL) }
         }
         ErrorLog | Trace | FreeBuffer => Ok(n),
+        DynamicEvents | SyntheticEvents => Err(EINVAL), // handled by `write`
         TraceMarker => {
             let mut st = ta.state.lock();
             if !st.tracing_on {
@@ -816,4 +855,124 @@ fn marker_filter_matches(print: &Event, filter: &str, buf: &[u8]) -> bool {
     record.extend_from_slice(buf);
     record.push(0);
     f.matches(&record, &filter::RecordContext::default())
+}
+
+/// The subsystem a kind of dynamic event lives in.
+fn dyn_system(kind: dynevent::Kind) -> &'static str {
+    match kind {
+        dynevent::Kind::Synthetic => "synthetic",
+        dynevent::Kind::User => "user_events",
+    }
+}
+
+/// A write to `dynamic_events` or `synthetic_events` (§12): one command per line, stopping at
+/// the first failing line with its errno (earlier lines keep their effect). Errors the kernel
+/// logs go to the top-level `error_log`.
+fn write_dynamic(
+    reg: &Registry,
+    synthetic_file: bool,
+    data: &[u8],
+    removed: &mut Vec<RemovedEvent>,
+) -> Result<usize, i32> {
+    let (lines, split_error) = dynevent::split_lines_partial(data);
+    let exists =
+        |kind: dynevent::Kind, name: &str| reg.find_event(dyn_system(kind), name).is_some();
+    for line in lines {
+        let parsed = if synthetic_file {
+            dynevent::parse_synthetic_events_line_with(line, &exists)
+        } else {
+            dynevent::parse_dynamic_events_line_with(line, &exists)
+        };
+        let command = match parsed {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                if e.logged() {
+                    reg.top
+                        .state
+                        .lock()
+                        .log_error(e.location, &e.message, &e.command, e.pos);
+                }
+                return Err(e.errno);
+            }
+        };
+        match command {
+            dynevent::Command::Create(def) => create_dynamic(reg, def)?,
+            dynevent::Command::Delete { kind, system, name } => {
+                let args = dynevent::delete_args(line);
+                let victims: Vec<_> = reg
+                    .dynamic_events()
+                    .into_iter()
+                    .filter(|e| {
+                        e.dynamic.as_ref().is_some_and(|d| {
+                            kind.is_none_or(|k| k == d.kind)
+                                && d.matches_delete(system.as_deref(), &name, &args)
+                        })
+                    })
+                    .collect();
+                if victims.is_empty() {
+                    return Err(libc::ENOENT);
+                }
+                for ev in victims {
+                    removed.push(reg.remove_event(&ev.def.system, &ev.def.name)?);
+                }
+            }
+        }
+    }
+    match split_error {
+        Some(e) => Err(e),
+        None => Ok(data.len()),
+    }
+}
+
+/// Registers a new dynamic event in every trace array. Re-registering a user event with the
+/// same fields is a no-op; with other fields it is EADDRINUSE.
+fn create_dynamic(reg: &Registry, def: dynevent::DynEventDef) -> Result<(), i32> {
+    let system = def.system();
+    if let Some(old) = reg.find_event(system, &def.name) {
+        return match (&old.dynamic, def.kind) {
+            (Some(d), dynevent::Kind::User) if d.fields == def.fields => Ok(()),
+            (_, dynevent::Kind::User) => Err(libc::EADDRINUSE),
+            _ => Err(libc::EEXIST),
+        };
+    }
+    let id = reg.next_event_id();
+    let event = crate::catalog::EventDef {
+        system: system.into(),
+        name: def.name.clone(),
+        seq: None,
+        files: crate::catalog::FileSet::STANDARD,
+        id: Some(id),
+        format: def.format(id).into(),
+    };
+    reg.add_event(event, Some(Arc::new(def))).map(|_| ())
+}
+
+/// O_TRUNC of `dynamic_events` (every dynamic event) or `synthetic_events` (the synthetic
+/// ones): EBUSY, deleting nothing, if any of them is in use.
+fn delete_all_dynamic(
+    reg: &Registry,
+    kind: Option<dynevent::Kind>,
+    removed: &mut Vec<RemovedEvent>,
+) -> Result<(), i32> {
+    let victims: Vec<_> = reg
+        .dynamic_events()
+        .into_iter()
+        .filter(|e| {
+            e.dynamic
+                .as_ref()
+                .is_some_and(|d| kind.is_none_or(|k| k == d.kind))
+        })
+        .collect();
+    let arrays = reg.trace_arrays();
+    if victims
+        .iter()
+        .any(|e| arrays.iter().any(|ta| ta.state.lock().is_enabled(e.serial)))
+    {
+        return Err(libc::EBUSY);
+    }
+    for ev in victims {
+        removed.push(reg.remove_event(&ev.def.system, &ev.def.name)?);
+    }
+    Ok(())
 }

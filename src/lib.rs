@@ -2,6 +2,7 @@
 //! authoritative event registry. See ARCHITECTURE.md for the map.
 pub mod catalog;
 pub mod control;
+pub mod dynevent;
 pub mod files;
 pub mod filter;
 pub mod fs;

@@ -39,6 +39,9 @@ struct Args {
     ttl: u64,
 }
 
+/// Held, never released, by the one thread that ends the process.
+static EXIT: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 fn default_threads() -> usize {
     utracefs::ncpu().clamp(2, 8)
 }
@@ -133,13 +136,18 @@ fn run(args: Args) -> Result<(), String> {
             if let Err(e) = mount::unmount(&mp) {
                 error!("unmount {}: {e}", mp.display());
             }
-            // A detached mount still in use keeps the session alive; do not wait for it.
+            // A detached mount still in use keeps the session alive; do not wait long for it.
+            // Exactly one thread may exit the process (concurrent exit() is undefined): if
+            // the main thread is already finishing, it holds EXIT and this thread waits.
             std::thread::sleep(Duration::from_secs(2));
+            std::mem::forget(EXIT.lock());
             std::process::exit(0);
         })
         .map_err(|e| format!("spawn signal thread: {e}"))?;
 
     let result = session.run();
+    // From here on this thread owns the exit (see the signal thread).
+    std::mem::forget(EXIT.lock());
     // The session ends when the kernel drops the mount (umount by us or by anyone).
     if mount::is_mount_point(&mountpoint) {
         let _ = mount::unmount(&mountpoint);

@@ -118,6 +118,9 @@ pub struct Event {
     pub order: i64,
     /// The directory lock of the event's own directory.
     pub life: RwLock<Life>,
+    /// How a run-time event was defined (`dynamic_events`/`synthetic_events` read it back);
+    /// `None` for catalog events.
+    pub dynamic: Option<Arc<crate::dynevent::DynEventDef>>,
 }
 
 impl Named for Event {
@@ -225,6 +228,7 @@ impl Registry {
                         def,
                         order,
                         life: RwLock::new(Life::Alive),
+                        dynamic: None,
                     }));
                 }
             }
@@ -333,6 +337,17 @@ impl Registry {
         sys.events.read().get(name).cloned()
     }
 
+    /// Events created at run time, in creation order.
+    pub fn dynamic_events(&self) -> Vec<Arc<Event>> {
+        let mut evs: Vec<_> = self
+            .all_events()
+            .into_iter()
+            .filter(|e| e.dynamic.is_some())
+            .collect();
+        evs.sort_by_key(|e| e.serial);
+        evs
+    }
+
     /// The top level and every instance (a snapshot).
     pub fn trace_arrays(&self) -> Vec<Arc<TraceArray>> {
         let mut out = vec![self.top.clone()];
@@ -349,7 +364,11 @@ impl Registry {
     /// its directory listings and at the front of `available_events`, in every trace array.
     /// Both directory locks are held together so the event can never land in a subsystem that
     /// is being removed (eventfs-history §4 scenario 34).
-    pub fn add_event(&self, def: EventDef) -> Result<Arc<Event>, i32> {
+    pub fn add_event(
+        &self,
+        def: EventDef,
+        dynamic: Option<Arc<crate::dynevent::DynEventDef>>,
+    ) -> Result<Arc<Event>, i32> {
         let mut systems = self.systems.write();
         let sys = match systems.get(&def.system) {
             Some(s) => s.clone(),
@@ -373,6 +392,7 @@ impl Registry {
             order: self.next_order.fetch_sub(1, Ordering::Relaxed),
             def,
             life: RwLock::new(Life::Alive),
+            dynamic,
         });
         events.push(ev.clone());
         self.event_count.fetch_add(1, Ordering::Relaxed);
@@ -460,9 +480,9 @@ mod tests {
         let r = reg();
         let n = r.event_count();
         let id = r.next_event_id();
-        let ev = r.add_event(dyn_def("synthetic", "myev", id)).unwrap();
+        let ev = r.add_event(dyn_def("synthetic", "myev", id), None).unwrap();
         assert_eq!(
-            r.add_event(dyn_def("synthetic", "myev", id)).err(),
+            r.add_event(dyn_def("synthetic", "myev", id), None).err(),
             Some(libc::EEXIST)
         );
         assert_eq!(r.event_count(), n + 1);
@@ -492,7 +512,7 @@ mod tests {
         );
         assert_eq!(r.event_count(), n);
         // An event of an existing subsystem leaves the subsystem in place.
-        r.add_event(dyn_def("sched", "extra", r.next_event_id()))
+        r.add_event(dyn_def("sched", "extra", r.next_event_id()), None)
             .unwrap();
         assert!(!r.remove_event("sched", "extra").unwrap().system_removed);
         assert!(r.next_event_id() > id);

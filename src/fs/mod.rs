@@ -31,7 +31,7 @@ use parking_lot::Mutex;
 
 use crate::catalog::EventFile;
 use crate::files::{self, File};
-use crate::registry::{AttrOverride, Life, Registry};
+use crate::registry::{AttrOverride, Life, Registry, RemovedEvent};
 use crate::state::TraceArray;
 use entry::Entry;
 use nodes::{Nodes, Times};
@@ -187,6 +187,21 @@ impl Core {
                 parent: parent.ino(&pta),
                 name: e.name().into(),
             });
+        }
+    }
+
+    /// After a write removed events: invalidate every cached entry of them (and of subsystems
+    /// that went with them) in every trace array, then send `reply`, so that when the writer's
+    /// call returns no lookup can hit a stale entry.
+    fn invalidate_removed_then(&self, removed: &[RemovedEvent], reply: Box<dyn FnOnce() + Send>) {
+        self.invalidate_where(|_, e| {
+            removed.iter().any(|r| {
+                e.belongs_to_event(&r.event) || (r.system_removed && e.belongs_to_system(&r.system))
+            })
+        });
+        match self.notify.get() {
+            Some(q) => q.send(notify::Notice::Then(reply)),
+            None => reply(),
         }
     }
 
@@ -512,8 +527,15 @@ impl Filesystem for TraceFs {
                 ta.busy.fetch_add(1, Ordering::SeqCst);
             }
         }
+        let mut pending_removed = Vec::new();
         if flags.0 & libc::O_TRUNC != 0 && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
-            if let Err(e) = files::open_truncate(&self.reg, &ta, &file) {
+            let mut removed = Vec::new();
+            let truncated = files::open_truncate(&self.reg, &ta, &file, &mut removed);
+            if !removed.is_empty() {
+                // Deleted dynamic events: the reply waits for their invalidation (below).
+                pending_removed = removed;
+            }
+            if let Err(e) = truncated {
                 if pins {
                     ta.busy.fetch_sub(1, Ordering::SeqCst);
                 }
@@ -540,7 +562,12 @@ impl Filesystem for TraceFs {
                 snapshot: Mutex::new(None),
             },
         );
-        reply.opened(FileHandle(fh), open_flags);
+        if pending_removed.is_empty() {
+            reply.opened(FileHandle(fh), open_flags);
+        } else {
+            let reply = Box::new(move || reply.opened(FileHandle(fh), open_flags));
+            self.invalidate_removed_then(&pending_removed, reply);
+        }
     }
 
     fn read(
@@ -619,7 +646,18 @@ impl Filesystem for TraceFs {
             return reply.error(Errno::ENODEV);
         }
         // Every write(2) is parsed on its own, whatever the offset (§3.1).
-        match files::write(&self.reg, &h.ta, &h.file, data) {
+        let mut removed = Vec::new();
+        let result = files::write(&self.reg, &h.ta, &h.file, data, &mut removed);
+        drop(h);
+        if !removed.is_empty() {
+            // Deleted events must be gone from every cache when the writer's call returns.
+            let reply = Box::new(move || match result {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(errno(e)),
+            });
+            return self.invalidate_removed_then(&removed, reply);
+        }
+        match result {
             Ok(n) => reply.written(n as u32),
             Err(e) => {
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);

@@ -431,6 +431,9 @@ const TOP_LEVEL: &[(&str, u32, bool)] = &[
     ("set_ftrace_notrace", 0o640, false),
     ("set_ftrace_notrace_pid", 0o640, false),
     ("set_ftrace_pid", 0o640, false),
+    // CONFIG_SYNTH_EVENTS (§2.1, §12.3): compiled out on the reference kernel, offered by
+    // utracefs (dynamic events are part of what it implements).
+    ("synthetic_events", 0o640, false),
     ("timestamp_mode", 0o440, false),
     ("touched_functions", 0o440, false),
     ("trace", 0o640, false),
@@ -2846,7 +2849,6 @@ fn lookup_of_missing_names_is_enoent() {
         "per_cpu/cpu0/nosuch",
         "snapshot",
         "kprobe_events",
-        "synthetic_events",
         "user_events_data",
         "events/Sched",
         "events/sched/Enable",

@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod conformance;
 mod differential;
+mod dynamic;
 mod filters;
 mod instances;
 mod tree;

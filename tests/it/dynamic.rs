@@ -366,3 +366,44 @@ fn churn_of_dynamic_events_never_disturbs_lookups() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn the_readme_advertises_what_is_supported_and_its_examples_work() {
+    // Tools key off the README (issue 3): it names the dynamic event forms this daemon
+    // accepts, not the kernel's probe syntax, and its example works as written.
+    let m = Mount::new(&[]);
+    let readme = read(&m.p("README"));
+    for advertised in [
+        "s:[synthetic/]<event>",
+        "u:<event>",
+        "-:[<group>/][<event>]",
+        "synthetic_events\t-",
+    ] {
+        assert!(readme.contains(advertised), "README lacks {advertised:?}");
+    }
+    for unsupported in [
+        "p[:[<group>/][<event>]]",
+        "uprobe_events",
+        ":mod:<module>",
+        "set_ftrace_filter",
+    ] {
+        assert!(
+            !readme.contains(unsupported),
+            "README advertises {unsupported:?}"
+        );
+    }
+    let example = readme
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("example: echo '")?
+                .strip_suffix("' >> synthetic_events")
+        })
+        .expect("the synthetic_events example");
+    assert_eq!(
+        append(&m, "synthetic_events", example),
+        Ok(example.len()),
+        "{example}"
+    );
+    assert!(m.p("events/synthetic/myevent/format").exists());
+}

@@ -143,6 +143,24 @@ impl Mount {
         self.stats()["nodes"]
     }
 
+    /// Drops the kernel's caches until the daemon's node count is back to `base` (the kernel
+    /// has forgotten everything the test made it look up); fails after 10 s.
+    pub fn assert_nodes_return_to(&self, base: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            drop_caches();
+            let n = self.nodes();
+            if n <= base {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nodes stayed at {n} (baseline {base})"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Sends SIGTERM and waits; returns the exit status. The mount must be gone afterwards.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("already terminated");

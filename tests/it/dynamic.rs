@@ -5,7 +5,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{Mount, drop_caches, read, write_raw};
 
@@ -352,19 +352,7 @@ fn churn_of_dynamic_events_never_disturbs_lookups() {
         "anomalies (see stderr)"
     );
     assert!(ops.load(Ordering::Relaxed) > 1000, "the churn ran");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        drop_caches();
-        let n = m.nodes();
-        if n <= base {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nodes stayed at {n} (baseline {base})"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    m.assert_nodes_return_to(base);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::common::{KernelTracefs, Mount, drop_caches, read, write_raw};
+use crate::common::{KernelTracefs, Mount, read, write_raw};
 
 fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
     r.err().and_then(|e| e.raw_os_error())
@@ -441,17 +441,5 @@ fn mkdir_rmdir_racing_lookups_reads_and_writes() {
         "the race ran ({cycles} cycles)"
     );
     assert!(!i.exists(), "no instance left");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        drop_caches();
-        let n = m.nodes();
-        if n <= base {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nodes stayed at {n} (baseline {base})"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    m.assert_nodes_return_to(base);
 }

@@ -737,27 +737,18 @@ impl Filesystem for TraceFs {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
-        // The parent is resolved before taking this directory's lock (lock order).
+        // `.` and `..` are resolved before taking this directory's lock: their attributes may
+        // take directory locks themselves (`instances/`'s link count), and a lock is never
+        // taken twice or against the order. The kernel does not count them: no node is taken.
         let (pta, parent) = self.parent_of(&ta, &dir);
+        let dot = self.attr(&ta, &dir, times);
+        let dotdot = self.attr(&pta, &parent, times);
         let guard = dir.lock(&self.reg);
-        // `.` and `..` are not counted by the kernel, so no node is taken for them.
-        if offset < 1
-            && reply.add(
-                ino,
-                1,
-                ".",
-                &self.ttl,
-                &self.attr(&ta, &dir, times),
-                Generation(0),
-            )
-        {
+        if offset < 1 && reply.add(ino, 1, ".", &self.ttl, &dot, Generation(0)) {
             return reply.ok();
         }
-        if offset < 2 {
-            let attr = self.attr(&pta, &parent, times);
-            if reply.add(attr.ino, 2, "..", &self.ttl, &attr, Generation(0)) {
-                return reply.ok();
-            }
+        if offset < 2 && reply.add(dotdot.ino, 2, "..", &self.ttl, &dotdot, Generation(0)) {
+            return reply.ok();
         }
         for l in guard.list(&self.reg, &ta, &dir, offset) {
             // Counted before it can reach the kernel; uncounted again if it did not fit.

@@ -371,10 +371,10 @@ fn mkdir_rmdir_racing_lookups_reads_and_writes() {
     let stop = Arc::new(AtomicBool::new(false));
     let unexpected = Arc::new(AtomicUsize::new(0));
     let ops = Arc::new(AtomicUsize::new(0));
-    let start = Arc::new(Barrier::new(5));
+    let start = Arc::new(Barrier::new(6));
     let mut threads = Vec::new();
     let root = m.path();
-    for t in 0..4 {
+    for t in 0..5 {
         let (stop, unexpected, ops, start, root) = (
             stop.clone(),
             unexpected.clone(),
@@ -393,7 +393,11 @@ fn mkdir_rmdir_racing_lookups_reads_and_writes() {
                     1 => std::fs::metadata(i.join("events/sched/sched_switch/id")).map(|_| ()),
                     2 => std::fs::read_to_string(i.join("events/sched/sched_switch/format"))
                         .map(|_| ()),
-                    _ => std::fs::write(i.join("events/sched/sched_switch/enable"), "1"),
+                    3 => std::fs::write(i.join("events/sched/sched_switch/enable"), "1"),
+                    // `ls -l instances`: READDIRPLUS of the directory mkdir/rmdir change.
+                    _ => std::fs::read_dir(root.join("instances")).and_then(|mut d| {
+                        d.try_for_each(|e| e.and_then(|e| e.metadata()).map(|_| ()))
+                    }),
                 };
                 ops.fetch_add(1, Ordering::Relaxed);
                 // ENODEV: a file opened just before the rmdir; EINVAL: readdir of a directory

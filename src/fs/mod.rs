@@ -48,6 +48,33 @@ pub struct Counters {
     pub writes: AtomicU64,
     pub write_errors: AtomicU64,
     pub parked_pipe_reads: AtomicU64,
+    /// Requests being handled right now (a deferred reply counts until it is handed over).
+    pub in_flight: AtomicU64,
+    /// Error replies by errno, for the kinds a stress run tells apart.
+    pub errors: [AtomicU64; ERROR_KINDS.len() + 1],
+}
+
+/// The errnos counted one by one; everything else counts as `errors_other`.
+pub const ERROR_KINDS: [(i32, &str); 10] = [
+    (libc::ENOENT, "enoent"),
+    (libc::EINVAL, "einval"),
+    (libc::EPERM, "eperm"),
+    (libc::EACCES, "eacces"),
+    (libc::EBUSY, "ebusy"),
+    (libc::EEXIST, "eexist"),
+    (libc::ENODEV, "enodev"),
+    (libc::ESTALE, "estale"),
+    (libc::EIO, "eio"),
+    (libc::EAGAIN, "eagain"),
+];
+
+/// Counts one request as in flight until dropped.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The counter of notifications sent lives for the whole process (the notifier thread holds it).
@@ -244,6 +271,23 @@ impl Core {
         self.attr(ta, entry, times)
     }
 
+    /// Counts an error reply by kind (and logs it at debug level); returns it for the reply.
+    fn fail(&self, op: &'static str, e: Errno) -> Errno {
+        let code = e.code();
+        let i = ERROR_KINDS
+            .iter()
+            .position(|k| k.0 == code)
+            .unwrap_or(ERROR_KINDS.len());
+        self.counters.errors[i].fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(op, errno = code, "request failed");
+        e
+    }
+
+    fn in_flight(&self) -> InFlight<'_> {
+        self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.counters.in_flight)
+    }
+
     /// The daemon's counters as `key value` lines.
     pub fn stats_text(&self) -> String {
         let c = &self.counters;
@@ -269,7 +313,20 @@ writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotificati
             get(&c.parked_pipe_reads),
             self.waiters.len(),
             NOTIFICATIONS_SENT.load(Ordering::Relaxed),
-        )
+        ) + &self.error_stats()
+    }
+
+    fn error_stats(&self) -> String {
+        let c = &self.counters;
+        let mut out = format!("in_flight {}\n", c.in_flight.load(Ordering::Relaxed));
+        let names = ERROR_KINDS
+            .iter()
+            .map(|k| k.1)
+            .chain(std::iter::once("other"));
+        for (name, n) in names.zip(&c.errors) {
+            out.push_str(&format!("errors_{name} {}\n", n.load(Ordering::Relaxed)));
+        }
+        out
     }
 
     /// The directory behind `ino`, for readdir: its trace array must still exist (reading a
@@ -306,9 +363,10 @@ impl Filesystem for TraceFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _busy = self.in_flight();
         self.counters.lookups.fetch_add(1, Ordering::Relaxed);
         let Some((ta, dir, _)) = self.resolve(parent) else {
-            return reply.error(Errno::ESTALE);
+            return reply.error(self.fail("lookup", Errno::ESTALE));
         };
         let (ta, dir) = dir.contents(ta);
         // Lock order: the trace array's life, then the directory.
@@ -316,7 +374,7 @@ impl Filesystem for TraceFs {
         let name = name.to_str().filter(|_| *life == Life::Alive);
         let Some(name) = name else {
             self.counters.lookup_misses.fetch_add(1, Ordering::Relaxed);
-            return reply.error(Errno::ENOENT);
+            return reply.error(self.fail("lookup", Errno::ENOENT));
         };
         let guard = dir.lock(&self.reg);
         match guard.find(&self.reg, &ta, &dir, name) {
@@ -328,7 +386,7 @@ impl Filesystem for TraceFs {
             None => {
                 self.counters.lookup_misses.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(name, "lookup: ENOENT");
-                reply.error(Errno::ENOENT);
+                reply.error(self.fail("lookup", Errno::ENOENT));
             }
         }
         drop(guard);
@@ -343,9 +401,10 @@ impl Filesystem for TraceFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _busy = self.in_flight();
         match self.resolve(ino) {
             Some((ta, entry, times)) => reply.attr(&self.ttl, &self.attr(&ta, &entry, times)),
-            None => reply.error(Errno::ESTALE),
+            None => reply.error(self.fail("getattr", Errno::ESTALE)),
         }
     }
 
@@ -367,8 +426,9 @@ impl Filesystem for TraceFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _busy = self.in_flight();
         let Some((ta, entry, _)) = self.resolve(ino) else {
-            return reply.error(Errno::ESTALE);
+            return reply.error(self.fail("setattr", Errno::ESTALE));
         };
         // chmod/chown touch only this entry and live in the registry, so they survive the
         // kernel forgetting the inode (§4.4). A size change is accepted and ignored (§1).
@@ -413,23 +473,25 @@ impl Filesystem for TraceFs {
         _: u32,
         reply: ReplyEntry,
     ) {
+        let _busy = self.in_flight();
         // The VFS turns mknod of a regular file into create, which tracefs refuses with EACCES.
         if mode & libc::S_IFMT == libc::S_IFREG {
-            reply.error(Errno::EACCES)
+            reply.error(self.fail("mknod", Errno::EACCES))
         } else {
-            reply.error(Errno::EPERM)
+            reply.error(self.fail("mknod", Errno::EPERM))
         }
     }
 
     /// Only `instances/` accepts mkdir (a new instance); everywhere else EPERM (§1, §11).
     fn mkdir(&self, _: &Request, parent: INodeNo, name: &OsStr, _: u32, _: u32, reply: ReplyEntry) {
+        let _busy = self.in_flight();
         match self.resolve(parent) {
             Some((_, Entry::InstancesDir, _)) => {}
-            Some(_) => return reply.error(Errno::EPERM),
-            None => return reply.error(Errno::ESTALE),
+            Some(_) => return reply.error(self.fail("mkdir", Errno::EPERM)),
+            None => return reply.error(self.fail("mkdir", Errno::ESTALE)),
         }
         let Some(name) = name.to_str() else {
-            return reply.error(Errno::EINVAL);
+            return reply.error(self.fail("mkdir", Errno::EINVAL));
         };
         match self.reg.create_instance(name) {
             Ok(inst) => {
@@ -438,23 +500,24 @@ impl Filesystem for TraceFs {
                 let attr = self.remember(&top, &Entry::Instance(inst));
                 reply.entry_with_ttls(&self.ttl, &self.ttl, &attr, Generation(0));
             }
-            Err(e) => reply.error(errno(e)),
+            Err(e) => reply.error(self.fail("mkdir", errno(e))),
         }
     }
 
     fn unlink(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EPERM);
+        reply.error(self.fail("unlink", Errno::EPERM));
     }
 
     /// Only instances can be removed; the kernel drops the directory's dentry itself.
     fn rmdir(&self, _: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _busy = self.in_flight();
         match self.resolve(parent) {
             Some((_, Entry::InstancesDir, _)) => {}
-            Some(_) => return reply.error(Errno::EPERM),
-            None => return reply.error(Errno::ESTALE),
+            Some(_) => return reply.error(self.fail("rmdir", Errno::EPERM)),
+            None => return reply.error(self.fail("rmdir", Errno::ESTALE)),
         }
         let Some(name) = name.to_str() else {
-            return reply.error(Errno::ENOENT);
+            return reply.error(self.fail("rmdir", Errno::ENOENT));
         };
         match self.reg.remove_instance(name) {
             Ok(inst) => {
@@ -464,12 +527,12 @@ impl Filesystem for TraceFs {
                 reply.ok();
                 self.invalidate_trace_array(&inst);
             }
-            Err(e) => reply.error(errno(e)),
+            Err(e) => reply.error(self.fail("rmdir", errno(e))),
         }
     }
 
     fn symlink(&self, _: &Request, _: INodeNo, _: &OsStr, _: &std::path::Path, reply: ReplyEntry) {
-        reply.error(Errno::EPERM);
+        reply.error(self.fail("symlink", Errno::EPERM));
     }
 
     fn rename(
@@ -482,11 +545,11 @@ impl Filesystem for TraceFs {
         _: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EPERM);
+        reply.error(self.fail("rename", Errno::EPERM));
     }
 
     fn link(&self, _: &Request, _: INodeNo, _: INodeNo, _: &OsStr, reply: ReplyEntry) {
-        reply.error(Errno::EPERM);
+        reply.error(self.fail("link", Errno::EPERM));
     }
 
     /// tracefs cannot create files (EACCES); in a directory of a removed instance the name
@@ -501,19 +564,21 @@ impl Filesystem for TraceFs {
         _: i32,
         reply: ReplyCreate,
     ) {
+        let _busy = self.in_flight();
         let alive = self
             .resolve(parent)
             .is_some_and(|(ta, dir, _)| dir.contents(ta).0.is_alive());
-        reply.error(if alive { Errno::EACCES } else { Errno::ENOENT });
+        reply.error(self.fail("create", if alive { Errno::EACCES } else { Errno::ENOENT }));
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _busy = self.in_flight();
         self.counters.opens.fetch_add(1, Ordering::Relaxed);
         let Some((ta, entry, _)) = self.resolve(ino) else {
-            return reply.error(Errno::ESTALE);
+            return reply.error(self.fail("open", Errno::ESTALE));
         };
         let Some(file) = entry.file() else {
-            return reply.error(Errno::EISDIR);
+            return reply.error(self.fail("open", Errno::EISDIR));
         };
         // Files that pin their instance make rmdir fail with EBUSY while open (§11); the
         // count is taken under the instance's life lock so rmdir cannot slip in between.
@@ -521,7 +586,7 @@ impl Filesystem for TraceFs {
         {
             let life = ta.life.read();
             if *life != Life::Alive {
-                return reply.error(Errno::ENODEV);
+                return reply.error(self.fail("open", Errno::ENODEV));
             }
             if pins {
                 ta.busy.fetch_add(1, Ordering::SeqCst);
@@ -539,7 +604,7 @@ impl Filesystem for TraceFs {
                 if pins {
                     ta.busy.fetch_sub(1, Ordering::SeqCst);
                 }
-                return reply.error(errno(e));
+                return reply.error(self.fail("open", errno(e)));
             }
             // A truncating open goes through setattr in the kernel: mtime and ctime move.
             let now = SystemTime::now();
@@ -581,15 +646,16 @@ impl Filesystem for TraceFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _busy = self.in_flight();
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let Some(h) = self.handles.get(&fh.0) else {
-            return reply.error(Errno::EBADF);
+            return reply.error(self.fail("read", Errno::EBADF));
         };
         if h.file.is_pipe() {
             // Nothing produces records yet: a non-blocking reader gets EAGAIN, a blocking one
             // waits (without holding a worker thread) until the data path answers it.
             if flags.0 & libc::O_NONBLOCK != 0 {
-                return reply.error(Errno::EAGAIN);
+                return reply.error(self.fail("read", Errno::EAGAIN));
             }
             self.counters
                 .parked_pipe_reads
@@ -600,7 +666,7 @@ impl Filesystem for TraceFs {
         // After its instance is removed a file fails with ENODEV, except `id`, which the
         // kernel keeps in the open file (§4.5).
         if !h.file_alive() && !matches!(h.file, File::Event(_, EventFile::Id)) {
-            return reply.error(Errno::ENODEV);
+            return reply.error(self.fail("read", Errno::ENODEV));
         }
         if h.file.eof_past_zero() && offset > 0 {
             return reply.data(&[]);
@@ -617,7 +683,7 @@ impl Filesystem for TraceFs {
                         *snap = Some(c.clone());
                         c
                     }
-                    Err(e) => return reply.error(errno(e)),
+                    Err(e) => return reply.error(self.fail("read", errno(e))),
                 },
             }
         };
@@ -638,12 +704,13 @@ impl Filesystem for TraceFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _busy = self.in_flight();
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         let Some(h) = self.handles.get(&fh.0) else {
-            return reply.error(Errno::EBADF);
+            return reply.error(self.fail("write", Errno::EBADF));
         };
         if !h.file_alive() {
-            return reply.error(Errno::ENODEV);
+            return reply.error(self.fail("write", Errno::ENODEV));
         }
         // Every write(2) is parsed on its own, whatever the offset (§3.1).
         let mut removed = Vec::new();
@@ -651,9 +718,10 @@ impl Filesystem for TraceFs {
         drop(h);
         if !removed.is_empty() {
             // Deleted events must be gone from every cache when the writer's call returns.
+            let result = result.map_err(|e| self.fail("write", errno(e)));
             let reply = Box::new(move || match result {
                 Ok(n) => reply.written(n as u32),
-                Err(e) => reply.error(errno(e)),
+                Err(e) => reply.error(e),
             });
             return self.invalidate_removed_then(&removed, reply);
         }
@@ -662,7 +730,7 @@ impl Filesystem for TraceFs {
             Err(e) => {
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(len = data.len(), errno = e, "write rejected");
-                reply.error(errno(e))
+                reply.error(self.fail("write", errno(e)))
             }
         }
     }
@@ -686,10 +754,11 @@ impl Filesystem for TraceFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _busy = self.in_flight();
         match self.resolve(ino) {
             Some((_, e, _)) if e.is_dir() => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Some(_) => reply.error(Errno::ENOTDIR),
-            None => reply.error(Errno::ESTALE),
+            Some(_) => reply.error(self.fail("opendir", Errno::ENOTDIR)),
+            None => reply.error(self.fail("opendir", Errno::ESTALE)),
         }
     }
 
@@ -701,10 +770,11 @@ impl Filesystem for TraceFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _busy = self.in_flight();
         self.counters.readdirs.fetch_add(1, Ordering::Relaxed);
         let (ta, dir, _) = match self.dir_of(ino) {
             Ok(d) => d,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(self.fail("readdir", e)),
         };
         // The parent is resolved before taking this directory's lock (lock order).
         let (pta, parent) = self.parent_of(&ta, &dir);
@@ -732,10 +802,11 @@ impl Filesystem for TraceFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _busy = self.in_flight();
         self.counters.readdirs.fetch_add(1, Ordering::Relaxed);
         let (ta, dir, times) = match self.dir_of(ino) {
             Ok(d) => d,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(self.fail("readdirplus", e)),
         };
         // `.` and `..` are resolved before taking this directory's lock: their attributes may
         // take directory locks themselves (`instances/`'s link count), and a lock is never
@@ -772,11 +843,11 @@ impl Filesystem for TraceFs {
     // No extended attributes (like tracefs). ENOSYS makes the kernel stop asking, which saves a
     // round trip per `ls -l` entry.
     fn getxattr(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, reply: fuser::ReplyXattr) {
-        reply.error(Errno::ENOSYS);
+        reply.error(self.fail("getxattr", Errno::ENOSYS));
     }
 
     fn listxattr(&self, _: &Request, _: INodeNo, _: u32, reply: fuser::ReplyXattr) {
-        reply.error(Errno::ENOSYS);
+        reply.error(self.fail("listxattr", Errno::ENOSYS));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

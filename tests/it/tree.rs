@@ -1581,3 +1581,31 @@ fn sigkill_leaves_no_mount_behind() {
         "mount still present 5 s after the daemon was SIGKILLed (no watchdog detach)"
     );
 }
+
+#[test]
+fn counters_tell_errors_apart_and_settle_when_idle() {
+    // Issue 5's observability: errors by kind, requests in flight, blocked readers.
+    let m = crate::common::Mount::new(&[]);
+    let before = m.stats();
+    for n in 0..5 {
+        assert!(std::fs::metadata(m.p(&format!("events/sched/nope{n}"))).is_err());
+    }
+    let en = m.p("events/sched/sched_switch/enable");
+    assert_eq!(
+        crate::common::write_raw(&en, b"7", libc::O_WRONLY),
+        Err(libc::EINVAL)
+    );
+    assert!(std::fs::create_dir(m.p("events/x")).is_err());
+    let after = m.stats();
+    let delta = |k: &str| after[k] - before[k];
+    assert!(
+        delta("errors_enoent") >= 5,
+        "5 missing names: {}",
+        delta("errors_enoent")
+    );
+    assert_eq!(delta("errors_einval"), 1, "one rejected enable write");
+    assert_eq!(delta("errors_eperm"), 1, "one refused mkdir");
+    assert_eq!(delta("errors_estale") + delta("errors_eio"), 0);
+    assert_eq!(after["in_flight"], 0, "nothing in flight when idle");
+    assert_eq!(after["blocked_readers"], 0);
+}

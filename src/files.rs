@@ -976,3 +976,110 @@ fn delete_all_dynamic(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Property tests: nothing a user writes panics, and a rejected write changes nothing.
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::registry::MountOwner;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn registry() -> &'static Registry {
+        static REG: OnceLock<Registry> = OnceLock::new();
+        REG.get_or_init(|| {
+            let owner = MountOwner {
+                uid: 0,
+                gid: 0,
+                root_mode: 0o700,
+            };
+            Registry::new(Catalog::embedded(), owner, 2)
+        })
+    }
+
+    /// Every file a write can change state through, in a fresh instance of its own.
+    fn targets(reg: &Registry) -> Vec<File> {
+        let ev = reg.find_event("sched", "sched_process_exec").unwrap();
+        let print = reg.find_event("ftrace", "print").unwrap();
+        let sys = reg.systems.read().get("sched").cloned().unwrap();
+        let mut out: Vec<File> = TOP_FILES.iter().map(|t| File::Top(t.file)).collect();
+        out.extend((0..OPTIONS.len()).map(File::Option));
+        out.push(File::Cpu(0, CpuFile::BufferSizeKb));
+        out.push(File::Events(EventsFile::Enable));
+        out.push(File::System(sys.clone(), SystemFile::Enable));
+        out.push(File::System(sys, SystemFile::Filter));
+        for f in EventFile::ALL {
+            out.push(File::Event(ev.clone(), f));
+        }
+        out.push(File::Event(print, EventFile::Trigger));
+        out
+    }
+
+    /// What every target reads, as one snapshot (error_log excluded: rejected writes add to it
+    /// by design, and event filters become error records by design, §7.2).
+    fn snapshot(reg: &Registry, ta: &TraceArray, files: &[File]) -> Vec<String> {
+        files
+            .iter()
+            .filter(|f| {
+                !matches!(
+                    f,
+                    File::Top(TopFile::ErrorLog | TopFile::Trace) | File::Cpu(..)
+                )
+            })
+            .filter(|f| !matches!(f, File::Event(_, EventFile::Filter)))
+            .map(|f| String::from_utf8_lossy(&read(reg, ta, f).unwrap_or_default()).into_owned())
+            .collect()
+    }
+
+    fn input() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            "[ -~\t\n]{0,80}".prop_map(String::into_bytes),
+            proptest::sample::select(vec![
+                "1",
+                "0",
+                "2",
+                "+1",
+                "1\n",
+                "sched:sched_switch",
+                "!*:*",
+                "traceon:3",
+                "enable_event:sched:sched_switch",
+                "pid == 1",
+                "s:ev u64 x",
+                "-:synthetic/ev",
+                "nop",
+                "local",
+                "64",
+                "ff",
+                "1 2 3",
+                "noraw",
+            ])
+            .prop_map(|s| s.as_bytes().to_vec()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+        #[test]
+        fn rejected_writes_change_nothing(which in 0usize..200, data in input()) {
+            let reg = registry();
+            let ta = crate::state::TraceArray::new(9, "prop", std::time::SystemTime::now());
+            let files = targets(reg);
+            let file = &files[which % files.len()];
+            // Dynamic-event files change the shared registry: exercised for panics only.
+            let shared = matches!(file, File::Top(TopFile::DynamicEvents | TopFile::SyntheticEvents));
+            let before = snapshot(reg, &ta, &files);
+            let mut removed = Vec::new();
+            let result = write(reg, &ta, file, &data, &mut removed);
+            if result.is_err() && !shared {
+                prop_assert_eq!(before, snapshot(reg, &ta, &files), "{:?} changed state", data);
+            }
+            if shared {
+                // Leave the shared registry as it was for the next case.
+                let _ = open_truncate(reg, &ta, &File::Top(TopFile::DynamicEvents), &mut removed);
+            }
+        }
+    }
+}

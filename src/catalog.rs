@@ -29,15 +29,18 @@ pub enum EventFile {
     Trigger,
     Format,
     Id,
+    /// CONFIG_TRACE_EVENT_INJECT's `inject`: writing `field=value …` emits a record.
+    Inject,
 }
 
 impl EventFile {
-    pub const ALL: [EventFile; 5] = [
+    pub const ALL: [EventFile; 6] = [
         EventFile::Enable,
         EventFile::Filter,
         EventFile::Trigger,
         EventFile::Format,
         EventFile::Id,
+        EventFile::Inject,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +50,7 @@ impl EventFile {
             EventFile::Trigger => "trigger",
             EventFile::Format => "format",
             EventFile::Id => "id",
+            EventFile::Inject => "inject",
         }
     }
 
@@ -58,6 +62,7 @@ impl EventFile {
     pub fn mode(self) -> u16 {
         match self {
             EventFile::Format | EventFile::Id => 0o440,
+            EventFile::Inject => 0o200,
             _ => 0o640,
         }
     }
@@ -75,7 +80,12 @@ impl FileSet {
     pub const STANDARD: FileSet = FileSet(0b11111);
 
     pub fn contains(self, f: EventFile) -> bool {
-        self.0 & f.bit() != 0
+        match f {
+            // The kernel gives `inject` to every event that can be enabled (it has a `reg`
+            // callback); the catalog records what the kernel it came from had, so it is derived.
+            EventFile::Inject => self.contains(EventFile::Enable),
+            _ => self.0 & f.bit() != 0,
+        }
     }
 
     pub fn insert(&mut self, f: EventFile) {

@@ -596,14 +596,32 @@ impl DynEventDef {
 
     /// `call->print_fmt` (without the `print fmt: ` prefix).
     pub fn print_fmt(&self) -> String {
+        self.print_fmt_sep(", ", false)
+    }
+
+    /// What `trace` shows for a record, as a print fmt. A synthetic event's output comes from
+    /// `print_synth_event()`, not from its print fmt: fields separated by a space, strings
+    /// printed whole. Other kinds print through their print fmt.
+    pub fn output_print_fmt(&self) -> String {
+        match self.kind {
+            Kind::Synthetic => self.print_fmt_sep(" ", true),
+            Kind::User => self.print_fmt(),
+        }
+    }
+
+    fn print_fmt_sep(&self, field_sep: &str, whole_strings: bool) -> String {
         let lay = self.layout();
         let mut s = String::from("\"");
         match self.kind {
             Kind::Synthetic => {
                 let n = lay.len();
                 for (i, l) in lay.iter().enumerate() {
-                    let sep = if i + 1 == n { "" } else { ", " };
-                    let _ = write!(s, "{}={}{sep}", l.name, synth_field_fmt(&l.field_type));
+                    let sep = if i + 1 == n { "" } else { field_sep };
+                    let fmt = match synth_field_fmt(&l.field_type) {
+                        "%.*s" if whole_strings => "%s",
+                        f => f,
+                    };
+                    let _ = write!(s, "{}={fmt}{sep}", l.name);
                 }
                 s.push('"');
                 for l in &lay {

@@ -5,11 +5,12 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use libc::{EBADF, EINVAL};
+use libc::EINVAL;
 
 use crate::catalog::EventFile;
 use crate::control;
 use crate::dynevent;
+use crate::emit;
 use crate::filter;
 use crate::registry::{Event, Registry, RemovedEvent, System};
 use crate::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
@@ -239,7 +240,7 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
         }
         File::Top(f) => read_top(reg, ta, *f)?,
         File::Option(i) => format!("{}\n", u8::from(ta.state.lock().options[*i])),
-        File::Cpu(cpu, f) => read_cpu(ta, *cpu, *f)?,
+        File::Cpu(cpu, f) => read_cpu(reg, ta, *cpu, *f)?,
         File::Events(EventsFile::Enable) => {
             let events = reg.all_events();
             summary(&ta.state.lock(), events.iter())
@@ -258,6 +259,7 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
         },
         File::Event(ev, EventFile::Format) => ev.def.format.to_string(),
         File::Event(ev, EventFile::Id) => format!("{}\n", ev.def.id.unwrap_or(0)),
+        File::Event(_, EventFile::Inject) => return Err(EINVAL),
     };
     Ok(text.into_bytes())
 }
@@ -300,8 +302,6 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         | EnabledFunctions
         | TouchedFunctions
         | PrintkFormats
-        | SavedCmdlines
-        | SavedTgids
         | UprobeProfile
         | UprobeEvents
         | SetFtraceFilter
@@ -321,6 +321,8 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
             }
             out
         }
+        SavedCmdlines => reg.tasks.saved_cmdlines(),
+        SavedTgids => reg.tasks.saved_tgids(),
         DynFtraceTotalInfo => "0 pages:0 groups: 0\n".into(),
         AvailableTracers => format!("{}\n", state::tracers(ta.is_top()).join(" ")),
         CurrentTracer => format!("{}\n", st.current_tracer),
@@ -395,7 +397,11 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         SetEventNotracePid => pid_lines(&st.event_notrace_pids),
         SetFtracePid => pid_lines(&st.ftrace_pids),
         SetFtraceNotracePid => pid_lines(&st.ftrace_notrace_pids),
-        Trace => trace_header(reg.ncpu),
+        Trace => {
+            let opts = text_opts(&st);
+            drop(st);
+            ta.buffer.lock().trace_text(reg, None, opts)
+        }
         TracePipe => String::new(),
         TraceMarker | TraceMarkerRaw | FreeBuffer => return Err(EINVAL),
     })
@@ -405,22 +411,14 @@ fn pid_lines(pids: &std::collections::BTreeSet<u32>) -> String {
     pids.iter().map(|p| format!("{p}\n")).collect()
 }
 
-/// The `trace` header of the nop tracer (§10.1); records arrive with the data path.
-fn trace_header(ncpu: usize) -> String {
-    format!(
-        "# tracer: nop\n#\n# entries-in-buffer/entries-written: 0/0   #P:{ncpu}\n#\n\
-#                                _-----=> irqs-off/BH-disabled\n\
-#                               / _----=> need-resched\n\
-#                              | / _---=> hardirq/softirq\n\
-#                              || / _--=> preempt-depth\n\
-#                              ||| / _-=> migrate-disable\n\
-#                              |||| /     delay\n\
-#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION\n\
-#              | |         |   |||||     |         |\n"
-    )
+/// How `trace` text shows timestamps under the current clock.
+fn text_opts(st: &TaState) -> crate::buffer::TextOpts {
+    crate::buffer::TextOpts {
+        ns: state::clock_in_ns(st.trace_clock),
+    }
 }
 
-fn read_cpu(ta: &TraceArray, cpu: usize, f: CpuFile) -> Result<String, i32> {
+fn read_cpu(reg: &Registry, ta: &TraceArray, cpu: usize, f: CpuFile) -> Result<String, i32> {
     let st = ta.state.lock();
     Ok(match f {
         // Unlike the top-level file, the per-CPU one shows no "(expanded: …)" note.
@@ -429,15 +427,43 @@ fn read_cpu(ta: &TraceArray, cpu: usize, f: CpuFile) -> Result<String, i32> {
             Some(v) => format!("{}\n", v[cpu]),
         },
         CpuFile::Stats => {
-            let (s, us) = state::uptime();
-            format!(
-                "entries: 0\noverrun: 0\ncommit overrun: 0\nbytes: 0\noldest event ts:     0.000000\n\
-now ts: {s:5}.{us:06}\ndropped events: 0\nread events: 0\n"
-            )
+            let now = state::clock_ns(st.trace_clock);
+            let opts = text_opts(&st);
+            drop(st);
+            ta.buffer.lock().stats_text(cpu, now, opts)
         }
-        CpuFile::Trace => trace_header(crate::ncpu()),
+        CpuFile::Trace => {
+            let opts = text_opts(&st);
+            drop(st);
+            ta.buffer.lock().trace_text(reg, Some(cpu), opts)
+        }
         CpuFile::TracePipe | CpuFile::TracePipeRaw => String::new(),
     })
+}
+
+/// A consuming read of at least `want` bytes when there is data (`trace_pipe`, per-CPU
+/// `trace_pipe` and `trace_pipe_raw`); `None` while the buffer in scope is empty.
+pub fn read_pipe(reg: &Registry, ta: &TraceArray, file: &File, want: usize) -> Option<Vec<u8>> {
+    let opts = text_opts(&ta.state.lock());
+    let mut buf = ta.buffer.lock();
+    let out = match file {
+        File::Top(TopFile::TracePipe) => buf.consume_text(reg, None, want, opts).into_bytes(),
+        File::Cpu(cpu, CpuFile::TracePipe) => {
+            buf.consume_text(reg, Some(*cpu), want, opts).into_bytes()
+        }
+        File::Cpu(cpu, CpuFile::TracePipeRaw) => buf.read_page(*cpu)?,
+        _ => return None,
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+/// Would a consuming read of `file` find data?
+pub fn pipe_ready(ta: &TraceArray, file: &File) -> bool {
+    let cpu = match file {
+        File::Cpu(cpu, _) => Some(*cpu),
+        _ => None,
+    };
+    !ta.buffer.lock().is_empty(cpu)
 }
 
 /// Side effects of opening with O_TRUNC (§3.4). Events it deletes are added to `removed`.
@@ -463,6 +489,8 @@ pub fn open_truncate(
             }
         }
         File::Top(TopFile::ErrorLog) => st.error_log.clear(),
+        File::Top(TopFile::Trace) => ta.buffer.lock().clear(None),
+        File::Cpu(cpu, CpuFile::Trace) => ta.buffer.lock().clear(Some(*cpu)),
         File::Top(TopFile::SetEventPid) => st.event_pids.clear(),
         File::Top(TopFile::SetEventNotracePid) => st.event_notrace_pids.clear(),
         File::Top(TopFile::SetFtracePid) => st.ftrace_pids.clear(),
@@ -479,13 +507,18 @@ pub fn write(
     ta: &TraceArray,
     file: &File,
     data: &[u8],
+    pid: i32,
     removed: &mut Vec<RemovedEvent>,
 ) -> Result<usize, i32> {
     let n = data.len();
+    let writer = || emit::Writer::task(pid, reg.ncpu);
     match file {
         File::Top(f @ (TopFile::DynamicEvents | TopFile::SyntheticEvents)) => {
             write_dynamic(reg, *f == TopFile::SyntheticEvents, data, removed)
         }
+        File::Top(TopFile::TraceMarker) => emit::marker(reg, ta, data, writer()),
+        File::Top(TopFile::TraceMarkerRaw) => emit::marker_raw(reg, ta, data, writer()),
+        File::Event(ev, EventFile::Inject) => emit::inject(reg, ta, ev, data, writer()),
         File::Top(f) => write_top(reg, ta, *f, data),
         File::Option(i) => {
             set_option(ta, *i, control::parse_option_file(data)?)?;
@@ -498,6 +531,7 @@ pub fn write(
             let ncpu = reg.ncpu;
             st.buffer_kb
                 .get_or_insert_with(|| vec![state::UNEXPANDED_KB; ncpu])[*cpu] = kb;
+            resize_buffer(ta, &st);
             Ok(n)
         }
         File::Cpu(_, CpuFile::Trace) => Ok(n),
@@ -562,38 +596,6 @@ fn write_trigger(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Re
     Ok(data.len())
 }
 
-/// Fires the triggers of `ev` in `ta` for one record (filters are evaluated by `matches`).
-/// Marker writes fire `ftrace/print`'s triggers (§8.2, scenarios 44-45).
-fn fire_triggers(reg: &Registry, st: &mut TaState, ev: &Event, matches: impl Fn(&str) -> bool) {
-    let Some(mut triggers) = st.events.get(&ev.serial).map(|e| e.triggers.clone()) else {
-        return;
-    };
-    for t in triggers.iter_mut() {
-        if t.filter.as_deref().is_some_and(|f| !matches(f)) {
-            continue;
-        }
-        let target = t.cmd.target().and_then(|(s, e)| reg.find_event(s, e));
-        let mut tracing_on = st.tracing_on;
-        match target {
-            Some(tgt) => {
-                let mut soft = st
-                    .events
-                    .get(&tgt.serial)
-                    .map(|e| e.soft)
-                    .unwrap_or_default();
-                trigger::fire(t, &mut tracing_on, Some(&mut soft));
-                st.with_event(tgt.serial, |e| e.soft = soft);
-            }
-            None => {
-                trigger::fire(t, &mut tracing_on, None);
-            }
-        }
-        st.tracing_on = tracing_on;
-    }
-    // Counts changed: store the fired list back.
-    st.with_event(ev.serial, |e| e.triggers = triggers);
-}
-
 /// Sets the enable flag of every enableable event among `events`; EINVAL if there is none.
 fn set_enabled<'a>(
     ta: &TraceArray,
@@ -601,12 +603,30 @@ fn set_enabled<'a>(
     on: bool,
 ) -> Result<(), i32> {
     let mut st = ta.state.lock();
+    expand_buffer(ta, &mut st);
     let mut any = false;
     for ev in events.filter(|e| e.enableable()) {
         any = true;
         st.user_enable(ev.serial, on);
     }
     if any { Ok(()) } else { Err(EINVAL) }
+}
+
+/// The top level's buffer stays at its boot size until tracing is first set up (an enable
+/// write, §10.5), as the kernel's `tracing_update_buffers` does.
+fn expand_buffer(ta: &TraceArray, st: &mut TaState) {
+    if st.buffer_kb.is_none() {
+        let kb = control::round_buffer_size_kb(state::EXPANDED_KB);
+        let ncpu = ta.buffer.lock().ncpu();
+        st.buffer_kb = Some(vec![kb; ncpu]);
+        resize_buffer(ta, st);
+    }
+}
+
+/// Makes the ring buffers follow `buffer_size_kb` and `buffer_subbuf_size_kb`.
+fn resize_buffer(ta: &TraceArray, st: &TaState) {
+    let kb = st.buffer_sizes(ta.buffer.lock().ncpu());
+    ta.buffer.lock().resize(&kb, st.subbuf_bytes());
 }
 
 /// Sets trace option `idx`. The nop tracer refuses to set `test_nop_refuse` (its test flag).
@@ -662,6 +682,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             let mut st = ta.state.lock();
             let kb = control::round_buffer_size_kb_for_subbuf(kb, st.subbuf_kb);
             st.buffer_kb = Some(vec![kb; reg.ncpu]);
+            resize_buffer(ta, &st);
             Ok(n)
         }
         BufferPercent => {
@@ -669,7 +690,11 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             Ok(n)
         }
         BufferSubbufSizeKb => {
-            ta.state.lock().subbuf_kb = control::parse_buffer_subbuf_size_kb(data)?;
+            let mut st = ta.state.lock();
+            st.subbuf_kb = control::parse_buffer_subbuf_size_kb(data)?;
+            // A new sub-buffer size rebuilds the buffer (the kernel discards its contents).
+            ta.buffer.lock().clear(None);
+            resize_buffer(ta, &st);
             Ok(n)
         }
         SavedCmdlinesSize => {
@@ -723,26 +748,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
         }
         ErrorLog | Trace | FreeBuffer => Ok(n),
         DynamicEvents | SyntheticEvents => Err(EINVAL), // handled by `write`
-        TraceMarker => {
-            let mut st = ta.state.lock();
-            if !st.tracing_on {
-                return Err(EBADF);
-            }
-            if let Some(print) = reg.find_event("ftrace", "print") {
-                let buf = &data[..n.min(4054)];
-                fire_triggers(reg, &mut st, &print, |f| {
-                    marker_filter_matches(&print, f, buf)
-                });
-            }
-            // One record holds at most this much with 4 KiB sub-buffers (§10.3).
-            Ok(n.min(4054))
-        }
-        TraceMarkerRaw => {
-            if !ta.state.lock().tracing_on {
-                return Err(EBADF);
-            }
-            if n < 4 { Err(EINVAL) } else { Ok(n.min(4054)) }
-        }
+        TraceMarker | TraceMarkerRaw => Err(EINVAL),    // handled by `write`
         Readme
         | AvailableEvents
         | AvailableFilterFunctions
@@ -840,21 +846,6 @@ fn check_trigger_filter(ta: &TraceArray, ev: &Event, text: &str) -> Result<(), i
             Err(EINVAL)
         }
     }
-}
-
-/// Does a marker record with text `buf` pass the trigger filter `filter`? The record is laid
-/// out as `ftrace/print`'s format says: the common header, `ip`, then `buf` (NUL-terminated).
-fn marker_filter_matches(print: &Event, filter: &str, buf: &[u8]) -> bool {
-    let Ok(Some(f)) = filter::compile(
-        filter.as_bytes(),
-        &filter::Fields::from_format(&print.def.format),
-    ) else {
-        return false;
-    };
-    let mut record = vec![0u8; 16];
-    record.extend_from_slice(buf);
-    record.push(0);
-    f.matches(&record, &filter::RecordContext::default())
 }
 
 /// The subsystem a kind of dynamic event lives in.
@@ -1072,7 +1063,7 @@ mod tests {
             let shared = matches!(file, File::Top(TopFile::DynamicEvents | TopFile::SyntheticEvents));
             let before = snapshot(reg, &ta, &files);
             let mut removed = Vec::new();
-            let result = write(reg, &ta, file, &data, &mut removed);
+            let result = write(reg, &ta, file, &data, 1, &mut removed);
             if result.is_err() && !shared {
                 prop_assert_eq!(before, snapshot(reg, &ta, &files), "{:?} changed state", data);
             }

@@ -27,7 +27,8 @@ struct Args {
     /// FUSE worker threads.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
-    /// Mount options: uid=N, gid=N, mode=OCTAL (root directory), allow_other.
+    /// Mount options: uid=N, gid=N, mode=OCTAL (root directory), allow_other, over (mount on
+    /// top of an existing mount, e.g. a kernel tracefs for trace-cmd).
     #[arg(short = 'o', value_name = "OPTS")]
     options: Vec<String>,
     /// Serve the daemon's counters (`key value` lines) on this unix socket.
@@ -37,6 +38,10 @@ struct Args {
     /// invalidates them at once; negative entries are never cached).
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
+    /// Do not record process fork/exec/exit/rename events from the kernel's process
+    /// connector (by default they feed sched:sched_process_* and task:task_rename).
+    #[arg(long)]
+    no_proc_events: bool,
 }
 
 /// Held, never released, by the one thread that ends the process.
@@ -69,7 +74,7 @@ fn run(args: Args) -> Result<(), String> {
     if args.threads == 0 {
         return Err("--threads must be at least 1".into());
     }
-    let mountpoint = mount::check_mount_point(&args.mountpoint)?;
+    let mountpoint = mount::check_mount_point(&args.mountpoint, opts.over)?;
     let catalog = match &args.catalog {
         Some(p) => Catalog::load(p).map_err(|e| e.to_string())?,
         None => Catalog::embedded(),
@@ -116,6 +121,21 @@ fn run(args: Args) -> Result<(), String> {
         session.notifier(),
         &utracefs::fs::NOTIFICATIONS_SENT,
     ));
+    // Held until the process exits: dropping it unsubscribes.
+    let _proc_events = if args.no_proc_events {
+        None
+    } else {
+        let r = reg.clone();
+        match utracefs::proc_events::spawn(move |meta, ev| {
+            utracefs::emit::process_event(&r, meta, &ev)
+        }) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("process connector unavailable ({e}): no sched_process_* records");
+                None
+            }
+        }
+    };
     if let Some(listener) = stats {
         utracefs::stats::serve(listener, core.clone()).map_err(|e| format!("stats thread: {e}"))?;
     }
@@ -149,7 +169,7 @@ fn run(args: Args) -> Result<(), String> {
     // From here on this thread owns the exit (see the signal thread).
     std::mem::forget(EXIT.lock());
     // The session ends when the kernel drops the mount (umount by us or by anyone).
-    if mount::is_mount_point(&mountpoint) {
+    if mount::is_mounted(&mountpoint) {
         let _ = mount::unmount(&mountpoint);
     }
     watchdog.disarm();

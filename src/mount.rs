@@ -15,6 +15,10 @@ pub struct MountOptions {
     /// Mode of the root directory (tracefs default 0700).
     pub mode: u16,
     pub allow_other: bool,
+    /// `over`: mount even on a directory that is already a mount point — typically a kernel
+    /// tracefs, so that libtracefs/trace-cmd, which insist on a `tracefs` line in
+    /// /proc/mounts, find one at that path and then use this mount on top of it.
+    pub over: bool,
 }
 
 impl Default for MountOptions {
@@ -24,6 +28,7 @@ impl Default for MountOptions {
             gid: 0,
             mode: 0o700,
             allow_other: false,
+            over: false,
         }
     }
 }
@@ -53,9 +58,10 @@ impl MountOptions {
                     o.mode = m as u16;
                 }
                 "allow_other" if val.is_empty() => o.allow_other = true,
+                "over" if val.is_empty() => o.over = true,
                 _ => {
                     return Err(format!(
-                        "unknown mount option `{opt}` (known: uid=, gid=, mode=, allow_other)"
+                        "unknown mount option `{opt}` (known: uid=, gid=, mode=, allow_other, over)"
                     ));
                 }
             }
@@ -64,8 +70,9 @@ impl MountOptions {
     }
 }
 
-/// Checks that `path` can be mounted on: exists, is a directory, is not already a mount point.
-pub fn check_mount_point(path: &Path) -> Result<PathBuf, String> {
+/// Checks that `path` can be mounted on: exists, is a directory, is not already a mount point
+/// (unless `over`).
+pub fn check_mount_point(path: &Path, over: bool) -> Result<PathBuf, String> {
     let shown = path.display();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -80,8 +87,10 @@ pub fn check_mount_point(path: &Path) -> Result<PathBuf, String> {
     let canon = path
         .canonicalize()
         .map_err(|e| format!("mount point {shown}: {e}"))?;
-    if is_mount_point(&canon) {
-        return Err(format!("mount point {shown} is already a mount point"));
+    if is_mount_point(&canon) && !over {
+        return Err(format!(
+            "mount point {shown} is already a mount point (use -o over to mount on top of it)"
+        ));
     }
     Ok(canon)
 }
@@ -159,9 +168,31 @@ pub fn mount(path: &Path, opts: &MountOptions) -> Result<OwnedFd, String> {
     Ok(fuse)
 }
 
-/// Unmounts `path`, lazily if it is busy.
+/// FUSE's `statfs` magic.
+const FUSE_SUPER_MAGIC: libc::c_long = 0x6573_5546;
+
+/// Is the file system on top at `path` a FUSE one (ours)? With `-o over` something else lies
+/// below it, which must never be unmounted in our place.
+fn fuse_on_top(target: &CString) -> bool {
+    // SAFETY: statfs writes into the struct we pass; the path is a valid C string. statfs is
+    // a plain system call, so the watchdog child may use it.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(target.as_ptr(), &mut st) == 0 && st.f_type == FUSE_SUPER_MAGIC
+    }
+}
+
+/// Is a FUSE file system (this daemon's, the caller knows) mounted on top at `path`?
+pub fn is_mounted(path: &Path) -> bool {
+    cstr(path).is_ok_and(|t| is_mount_point(path) && fuse_on_top(&t))
+}
+
+/// Unmounts `path`, lazily if it is busy; nothing if no FUSE mount is on top there.
 pub fn unmount(path: &Path) -> std::io::Result<()> {
     let target = cstr(path).map_err(std::io::Error::other)?;
+    if !fuse_on_top(&target) {
+        return Ok(());
+    }
     // SAFETY: valid C string.
     if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
         return Ok(());
@@ -207,7 +238,7 @@ impl Watchdog {
                     }
                 };
                 // EOF without the "clean" byte: the daemon died with the mount in place.
-                if n == 0 {
+                if n == 0 && fuse_on_top(&target) {
                     libc::umount2(target.as_ptr(), libc::MNT_DETACH);
                 }
                 libc::_exit(0)
@@ -244,7 +275,8 @@ mod tests {
                 uid: 5,
                 gid: 6,
                 mode: 0o755,
-                allow_other: true
+                allow_other: true,
+                over: false,
             }
         );
         assert!(

@@ -11,8 +11,8 @@
 //!    taking a directory lock.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
@@ -121,6 +121,11 @@ pub struct Event {
     /// How a run-time event was defined (`dynamic_events`/`synthetic_events` read it back);
     /// `None` for catalog events.
     pub dynamic: Option<Arc<crate::dynevent::DynEventDef>>,
+    /// Its print format compiled, on the first record rendered.
+    pub print_fmt: OnceLock<Arc<crate::render::PrintFmt>>,
+    /// Its fields and record layout, parsed from `format` on first use (inject, trigger
+    /// filters, the process connector).
+    layout: OnceLock<Arc<EventLayout>>,
 }
 
 impl Named for Event {
@@ -136,10 +141,30 @@ impl Event {
     pub fn files(&self) -> FileSet {
         self.def.files
     }
+    /// The fields and record layout its `format` describes.
+    pub fn layout(&self) -> &EventLayout {
+        self.layout.get_or_init(|| {
+            let fields = crate::filter::Fields::from_format(&self.def.format);
+            let mut record = crate::record::RecordLayout::new(&fields);
+            // A synthetic event's record is larger than its format shows (its static strings
+            // take whole string slots).
+            if let Some(d) = &self.dynamic {
+                record = record.with_fixed_len(d.fixed_size() as usize);
+            }
+            Arc::new(EventLayout { fields, record })
+        })
+    }
+
     /// Ignore-enable events (ftrace internals) are not listed or enabled anywhere.
     pub fn enableable(&self) -> bool {
         !self.def.files.ignore_enable()
     }
+}
+
+/// What an event's `format` says about its records.
+pub struct EventLayout {
+    pub fields: crate::filter::Fields,
+    pub record: crate::record::RecordLayout,
 }
 
 /// Owner and mode overrides set by chmod/chown on one entry (never inherited).
@@ -178,6 +203,12 @@ pub struct Registry {
     /// kernel's inodes (it forgets them at will) and end when the entry is removed.
     overrides: dashmap::DashMap<u64, AttrOverride>,
     event_count: AtomicUsize,
+    /// Events by type id, for rendering records (`common_type`).
+    by_id: dashmap::DashMap<u32, Arc<Event>>,
+    /// pid → comm/tgid for every trace array's text output (`saved_cmdlines`).
+    pub tasks: crate::tasks::Tasks,
+    /// Called after records are committed (the filesystem wakes blocked readers and pollers).
+    pub on_commit: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// What [`Registry::remove_event`] took away.
@@ -210,6 +241,7 @@ impl Registry {
             groups[i].1.push(def);
         }
         let mut systems: Children<System> = Children::new();
+        let by_id = dashmap::DashMap::new();
         for (name, defs) in groups {
             // A subsystem offers enable/filter unless every event in it is ignore-enable.
             let internal = defs.iter().all(|d| d.files.ignore_enable());
@@ -223,13 +255,19 @@ impl Registry {
                 let mut events = sys.events.write();
                 for def in defs {
                     let order = def.seq.map_or(i64::MAX, i64::from);
-                    events.push(Arc::new(Event {
+                    let ev = Arc::new(Event {
                         serial: next(),
                         def,
                         order,
                         life: RwLock::new(Life::Alive),
                         dynamic: None,
-                    }));
+                        print_fmt: OnceLock::new(),
+                        layout: OnceLock::new(),
+                    });
+                    if let Some(id) = ev.def.id {
+                        by_id.insert(id, ev.clone());
+                    }
+                    events.push(ev);
                 }
             }
             systems.push(Arc::new(sys));
@@ -249,6 +287,9 @@ impl Registry {
             next_event_id: AtomicU32::new(max_id + 1),
             overrides: dashmap::DashMap::new(),
             event_count: AtomicUsize::new(event_count),
+            by_id,
+            tasks: Default::default(),
+            on_commit: OnceLock::new(),
         }
     }
 
@@ -393,7 +434,12 @@ impl Registry {
             def,
             life: RwLock::new(Life::Alive),
             dynamic,
+            print_fmt: OnceLock::new(),
+            layout: OnceLock::new(),
         });
+        if let Some(id) = ev.def.id {
+            self.by_id.insert(id, ev.clone());
+        }
         events.push(ev.clone());
         self.event_count.fetch_add(1, Ordering::Relaxed);
         Ok(ev)
@@ -416,6 +462,9 @@ impl Registry {
         }
         events.remove(name);
         *ev.life.write() = Life::Removed;
+        if let Some(id) = ev.def.id {
+            self.by_id.remove(&id);
+        }
         let system_removed = events.is_empty();
         if system_removed {
             events.removed = true;
@@ -439,6 +488,11 @@ impl Registry {
             system: sys,
             system_removed,
         })
+    }
+
+    /// The event with type id `id` (what a record's `common_type` names).
+    pub fn event_by_id(&self, id: u32) -> Option<Arc<Event>> {
+        self.by_id.get(&id).map(|e| e.clone())
     }
 
     /// A fresh serial for a directory created at run time (never reused).

@@ -94,6 +94,8 @@ pub struct TraceArray {
     /// Open files that pin the instance (rmdir gives EBUSY while any is open).
     pub busy: AtomicU32,
     pub state: Mutex<TaState>,
+    /// The ring buffers. Taken after `state` when both are needed, never before.
+    pub buffer: Mutex<crate::buffer::TraceBuffer>,
 }
 
 impl crate::registry::Named for TraceArray {
@@ -141,6 +143,17 @@ impl TraceArray {
             created,
             life: RwLock::new(Life::Alive),
             busy: AtomicU32::new(0),
+            buffer: Mutex::new(crate::buffer::TraceBuffer::new(
+                &vec![
+                    if top {
+                        UNEXPANDED_KB
+                    } else {
+                        crate::control::round_buffer_size_kb(EXPANDED_KB)
+                    };
+                    ncpu
+                ],
+                4096,
+            )),
             state: Mutex::new(TaState {
                 events: HashMap::new(),
                 tracing_on: true,
@@ -222,6 +235,24 @@ impl TaState {
         r
     }
 
+    /// Per-CPU ring sizes in KiB: as set, or the boot size before the first expansion.
+    pub fn buffer_sizes(&self, ncpu: usize) -> Vec<u64> {
+        self.buffer_kb
+            .clone()
+            .unwrap_or_else(|| vec![UNEXPANDED_KB; ncpu])
+    }
+
+    /// The sub-buffer (page) size in bytes.
+    pub fn subbuf_bytes(&self) -> usize {
+        (self.subbuf_kb as usize).max(1) * 1024
+    }
+
+    /// Does any event record (or fire triggers) here? Command recording follows it (§10.1:
+    /// comms show as `<...>` until an event is enabled).
+    pub fn any_enabled(&self) -> bool {
+        self.events.values().any(|e| e.soft.is_enabled())
+    }
+
     /// A user write of `0`/`1` to an event (its `enable`, its subsystem's, `set_event`).
     pub fn user_enable(&mut self, serial: u64, on: bool) {
         self.with_event(serial, |e| e.soft.user_write(on));
@@ -239,6 +270,56 @@ impl TaState {
             self.error_log.pop_front();
         }
         self.error_log.push_back(entry);
+    }
+}
+
+/// Index of option `name` in [`OPTIONS`] (a name from that table).
+pub fn option_index(name: &str) -> usize {
+    OPTIONS.iter().position(|o| o.0 == name).unwrap_or(0)
+}
+
+/// Clocks that count something other than nanoseconds (`trace` prints their raw value).
+pub fn clock_in_ns(idx: usize) -> bool {
+    !matches!(TRACE_CLOCKS.get(idx), Some(&"counter") | Some(&"x86-tsc"))
+}
+
+fn clock_gettime(id: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec we pass.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Now on trace clock `idx` (§10, `trace_clock`). `local`, `global`, `perf` and `mono` are the
+/// kernel's sched_clock/ktime variants, all CLOCK_MONOTONIC seen from userspace; `uptime` is
+/// jiffies-based (whole jiffies of 4 ms at HZ=250); `counter` counts records.
+pub fn clock_ns(idx: usize) -> u64 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    match TRACE_CLOCKS.get(idx).copied().unwrap_or("local") {
+        "counter" => COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        "uptime" => clock_gettime(libc::CLOCK_MONOTONIC) / 4_000_000 * 4_000_000,
+        "mono_raw" => clock_gettime(libc::CLOCK_MONOTONIC_RAW),
+        "boot" => clock_gettime(libc::CLOCK_BOOTTIME),
+        "tai" => clock_gettime(libc::CLOCK_TAI),
+        // SAFETY: rdtsc has no preconditions on x86-64.
+        #[cfg(target_arch = "x86_64")]
+        "x86-tsc" => unsafe { core::arch::x86_64::_rdtsc() },
+        _ => clock_gettime(libc::CLOCK_MONOTONIC),
+    }
+}
+
+/// A CLOCK_MONOTONIC time `mono_ns` (a source's timestamp) expressed on trace clock `idx`.
+pub fn clock_from_mono(idx: usize, mono_ns: u64) -> u64 {
+    match TRACE_CLOCKS.get(idx).copied().unwrap_or("local") {
+        "local" | "global" | "perf" | "mono" => mono_ns,
+        _ => {
+            let now = clock_ns(idx);
+            let age = clock_gettime(libc::CLOCK_MONOTONIC).saturating_sub(mono_ns);
+            now.saturating_sub(age)
+        }
     }
 }
 

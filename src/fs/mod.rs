@@ -99,6 +99,8 @@ struct Handle {
     /// Counted in `ta.busy` until released.
     pins: bool,
     snapshot: Mutex<Option<Arc<Vec<u8>>>>,
+    /// A consuming read's output not yet handed out (the rest of a line or a raw page).
+    pending: Mutex<Vec<u8>>,
 }
 
 /// The filesystem handed to the FUSE session; a cheap handle on [`Core`], which the stats
@@ -133,9 +135,14 @@ fn errno(e: i32) -> Errno {
 
 impl TraceFs {
     pub fn new(reg: Arc<Registry>, ttl: Duration) -> TraceFs {
-        TraceFs {
-            core: Arc::new(Core::new(reg, ttl)),
-        }
+        let core = Arc::new_cyclic(|me: &std::sync::Weak<Core>| {
+            let source: std::sync::Weak<dyn waiters::PipeSource> = me.clone();
+            Core::new(reg, ttl, waiters::Waiters::start(source))
+        });
+        // Committed records wake blocked readers and pollers (from the waiter thread).
+        let waiters = core.waiters.clone();
+        let _ = core.reg.on_commit.set(Box::new(move || waiters.wake()));
+        TraceFs { core }
     }
 
     pub fn core(&self) -> Arc<Core> {
@@ -144,7 +151,7 @@ impl TraceFs {
 }
 
 impl Core {
-    fn new(reg: Arc<Registry>, ttl: Duration) -> Core {
+    fn new(reg: Arc<Registry>, ttl: Duration, waiters: Arc<waiters::Waiters>) -> Core {
         Core {
             reg,
             nodes: Nodes::default(),
@@ -152,7 +159,7 @@ impl Core {
             handles: DashMap::new(),
             next_fh: AtomicU64::new(1),
             ttl,
-            waiters: waiters::Waiters::start(),
+            waiters,
             notify: std::sync::OnceLock::new(),
         }
     }
@@ -311,7 +318,7 @@ writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotificati
             get(&c.writes),
             get(&c.write_errors),
             get(&c.parked_pipe_reads),
-            self.waiters.len(),
+            self.waiters.blocked_reads(),
             NOTIFICATIONS_SENT.load(Ordering::Relaxed),
         ) + &self.error_stats()
     }
@@ -344,6 +351,30 @@ writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotificati
             Some(_) => Err(Errno::ENOTDIR),
             None => Err(Errno::ESTALE),
         }
+    }
+}
+
+impl waiters::PipeSource for Core {
+    fn try_read(&self, fh: u64, size: u32) -> Option<Result<Vec<u8>, Errno>> {
+        let Some(h) = self.handles.get(&fh) else {
+            return Some(Err(Errno::EBADF));
+        };
+        if !h.ta.is_alive() {
+            return Some(Err(Errno::ENODEV));
+        }
+        let mut pending = h.pending.lock();
+        if pending.is_empty() {
+            *pending = files::read_pipe(&self.reg, &h.ta, &h.file, size as usize)?;
+        }
+        let n = pending.len().min(size as usize);
+        Some(Ok(pending.drain(..n).collect()))
+    }
+
+    fn readable(&self, fh: u64) -> bool {
+        // A handle that went away is "ready": its poller learns so on its next poll.
+        self.handles.get(&fh).is_none_or(|h| {
+            !h.pending.lock().is_empty() || !h.ta.is_alive() || files::pipe_ready(&h.ta, &h.file)
+        })
     }
 }
 
@@ -625,6 +656,7 @@ impl Filesystem for TraceFs {
                 file,
                 pins,
                 snapshot: Mutex::new(None),
+                pending: Mutex::new(Vec::new()),
             },
         );
         if pending_removed.is_empty() {
@@ -652,16 +684,22 @@ impl Filesystem for TraceFs {
             return reply.error(self.fail("read", Errno::EBADF));
         };
         if h.file.is_pipe() {
-            // Nothing produces records yet: a non-blocking reader gets EAGAIN, a blocking one
-            // waits (without holding a worker thread) until the data path answers it.
-            if flags.0 & libc::O_NONBLOCK != 0 {
-                return reply.error(self.fail("read", Errno::EAGAIN));
-            }
-            self.counters
-                .parked_pipe_reads
-                .fetch_add(1, Ordering::Relaxed);
-            self.waiters.park(req.pid(), reply);
-            return;
+            drop(h);
+            // An empty buffer: a non-blocking reader gets EAGAIN, a blocking one waits
+            // (without holding a worker thread) until a commit lets the waiter thread answer.
+            return match waiters::PipeSource::try_read(&*self.core, fh.0, size) {
+                Some(Ok(data)) => reply.data(&data),
+                Some(Err(e)) => reply.error(self.fail("read", e)),
+                None if flags.0 & libc::O_NONBLOCK != 0 => {
+                    reply.error(self.fail("read", Errno::EAGAIN))
+                }
+                None => {
+                    self.counters
+                        .parked_pipe_reads
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.waiters.park_read(req.pid(), fh.0, size, reply);
+                }
+            };
         }
         // After its instance is removed a file fails with ENODEV, except `id`, which the
         // kernel keeps in the open file (§4.5).
@@ -694,7 +732,7 @@ impl Filesystem for TraceFs {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _offset: u64,
@@ -714,7 +752,8 @@ impl Filesystem for TraceFs {
         }
         // Every write(2) is parsed on its own, whatever the offset (§3.1).
         let mut removed = Vec::new();
-        let result = files::write(&self.reg, &h.ta, &h.file, data, &mut removed);
+        let pid = req.pid() as i32;
+        let result = files::write(&self.reg, &h.ta, &h.file, data, pid, &mut removed);
         drop(h);
         if !removed.is_empty() {
             // Deleted events must be gone from every cache when the writer's call returns.
@@ -830,6 +869,36 @@ impl Filesystem for TraceFs {
             }
         }
         reply.ok();
+    }
+
+    /// The consuming files are readable when their buffer has data; a poller waits for a
+    /// commit otherwise. Every other file is always ready, like the kernel's default.
+    fn poll(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        ph: fuser::PollNotifier,
+        _events: fuser::PollEvents,
+        flags: fuser::PollFlags,
+        reply: fuser::ReplyPoll,
+    ) {
+        use fuser::PollEvents as P;
+        let _busy = self.in_flight();
+        let Some(h) = self.handles.get(&fh.0) else {
+            return reply.error(self.fail("poll", Errno::EBADF));
+        };
+        if !h.file.is_pipe() {
+            return reply.poll(P::POLLIN | P::POLLRDNORM | P::POLLOUT | P::POLLWRNORM);
+        }
+        drop(h);
+        if waiters::PipeSource::readable(&*self.core, fh.0) {
+            return reply.poll(P::POLLIN | P::POLLRDNORM);
+        }
+        if flags.contains(fuser::PollFlags::FUSE_POLL_SCHEDULE_NOTIFY) {
+            self.waiters.park_poll(fh.0, ph);
+        }
+        reply.poll(P::empty());
     }
 
     fn flush(&self, _: &Request, _: INodeNo, _: FileHandle, _: LockOwner, reply: ReplyEmpty) {

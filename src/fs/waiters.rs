@@ -1,69 +1,171 @@
-//! Blocked readers of `trace_pipe`: their replies wait here, not in a worker thread, so one
-//! blocked reader never stalls the mount.
+//! Blocked readers and pollers of the consuming files (`trace_pipe`, `per_cpu/cpuN/trace_pipe`,
+//! `trace_pipe_raw`): their replies wait here, not in a worker thread, so one blocked reader
+//! never stalls the mount.
+//!
+//! One thread serves them. When the data path commits a record it calls [`Waiters::wake`]; the
+//! thread then retries every parked read (answering those that now have data) and notifies every
+//! poller whose file became readable. Kernel notifications (poll wake-ups) are thus sent from
+//! this thread, never from a request handler.
 //!
 //! fuser answers FUSE_INTERRUPT with ENOSYS, after which the kernel waits for the reply of a
-//! request in flight even when its caller is killed. So a reaper thread answers `EINTR` as soon
-//! as the blocked thread has a deliverable signal pending, or has gone.
+//! request in flight even when its caller is killed. So the thread also answers `EINTR` as soon
+//! as a blocked thread has a deliverable signal pending, or has gone.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use fuser::{Errno, ReplyData};
+use fuser::{Errno, PollNotifier, ReplyData};
 use parking_lot::{Condvar, Mutex};
 
-struct Parked {
+/// What the waiter thread asks of the filesystem about an open consuming file.
+pub trait PipeSource: Send + Sync {
+    /// `Some` when a read of `size` bytes on handle `fh` can complete now (data or an error).
+    fn try_read(&self, fh: u64, size: u32) -> Option<Result<Vec<u8>, Errno>>;
+    /// Would a read on `fh` return without blocking?
+    fn readable(&self, fh: u64) -> bool;
+}
+
+struct ParkedRead {
     /// The blocked caller's thread id (FUSE passes the tid).
     tid: u32,
+    fh: u64,
+    size: u32,
     reply: ReplyData,
+}
+
+struct ParkedPoll {
+    fh: u64,
+    notifier: PollNotifier,
+}
+
+#[derive(Default)]
+struct Parked {
+    reads: Vec<ParkedRead>,
+    polls: Vec<ParkedPoll>,
+    /// Data arrived (or something was parked) since the last pass.
+    dirty: bool,
 }
 
 #[derive(Default)]
 pub struct Waiters {
-    parked: Mutex<Vec<Parked>>,
+    parked: Mutex<Parked>,
     wake: Condvar,
+    /// Parked reads plus polls, readable without the lock (the data path's fast check).
+    count: AtomicUsize,
 }
 
+/// How often blocked callers are checked for pending signals.
+const REAP_INTERVAL: Duration = Duration::from_millis(50);
+
 impl Waiters {
-    pub fn start() -> Arc<Waiters> {
+    pub fn start(source: Weak<dyn PipeSource>) -> Arc<Waiters> {
         let w = Arc::new(Waiters::default());
-        let reaper = w.clone();
+        let me = w.clone();
         std::thread::Builder::new()
-            .name("pipe-reaper".into())
-            .spawn(move || reaper.reap_forever())
-            .expect("spawn pipe-reaper thread");
+            .name("pipe-waiters".into())
+            .spawn(move || me.serve(source))
+            .expect("spawn pipe-waiters thread");
         w
     }
 
-    pub fn park(&self, tid: u32, reply: ReplyData) {
-        self.parked.lock().push(Parked { tid, reply });
+    pub fn park_read(&self, tid: u32, fh: u64, size: u32, reply: ReplyData) {
+        self.park(|p| {
+            p.reads.push(ParkedRead {
+                tid,
+                fh,
+                size,
+                reply,
+            })
+        });
+    }
+
+    pub fn park_poll(&self, fh: u64, notifier: PollNotifier) {
+        self.park(|p| p.polls.push(ParkedPoll { fh, notifier }));
+    }
+
+    fn park(&self, add: impl FnOnce(&mut Parked)) {
+        let mut p = self.parked.lock();
+        add(&mut p);
+        // Data may have arrived between the caller's check and now: retry once.
+        p.dirty = true;
+        self.count.fetch_add(1, Ordering::Relaxed);
         self.wake.notify_one();
     }
 
-    pub fn len(&self) -> usize {
-        self.parked.lock().len()
+    /// Records were committed: parked readers and pollers get another look.
+    pub fn wake(&self) {
+        if self.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        self.parked.lock().dirty = true;
+        self.wake.notify_one();
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+    /// Blocked reads right now.
+    pub fn blocked_reads(&self) -> usize {
+        self.parked.lock().reads.len()
     }
 
-    fn reap_forever(&self) {
+    fn serve(&self, source: Weak<dyn PipeSource>) {
         let mut parked = self.parked.lock();
         loop {
-            if parked.is_empty() {
+            if parked.reads.is_empty() && parked.polls.is_empty() {
+                parked.dirty = false;
                 self.wake.wait(&mut parked);
                 continue;
             }
-            let (gone, keep): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut *parked)
-                .into_iter()
-                .partition(|p| interrupted(p.tid));
-            *parked = keep;
-            for p in gone {
-                p.reply.error(Errno::EINTR);
+            if !parked.dirty {
+                self.wake.wait_for(&mut parked, REAP_INTERVAL);
             }
-            self.wake.wait_for(&mut parked, Duration::from_millis(50));
+            let Some(source) = source.upgrade() else {
+                return;
+            };
+            let data = std::mem::take(&mut parked.dirty);
+            let reads = std::mem::take(&mut parked.reads);
+            let polls = std::mem::take(&mut parked.polls);
+            drop(parked);
+            let (reads, polls) = pass(&*source, reads, polls, data);
+            parked = self.parked.lock();
+            parked.reads.extend(reads);
+            parked.polls.extend(polls);
+            let n = parked.reads.len() + parked.polls.len();
+            self.count.store(n, Ordering::Relaxed);
         }
     }
+}
+
+/// One pass over the parked callers, without the lock: interrupted readers get EINTR; after new
+/// data (`data`), reads that can complete are answered and readable pollers notified. Returns
+/// those still waiting.
+fn pass(
+    source: &dyn PipeSource,
+    reads: Vec<ParkedRead>,
+    polls: Vec<ParkedPoll>,
+    data: bool,
+) -> (Vec<ParkedRead>, Vec<ParkedPoll>) {
+    let mut keep_reads = Vec::with_capacity(reads.len());
+    for r in reads {
+        if interrupted(r.tid) {
+            r.reply.error(Errno::EINTR);
+            continue;
+        }
+        match data.then(|| source.try_read(r.fh, r.size)).flatten() {
+            Some(Ok(bytes)) => r.reply.data(&bytes),
+            Some(Err(e)) => r.reply.error(e),
+            None => keep_reads.push(r),
+        }
+    }
+    let mut keep_polls = Vec::with_capacity(polls.len());
+    for p in polls {
+        if data && source.readable(p.fh) {
+            // ENOENT: the poller went away meanwhile; nothing to do.
+            let _ = p.notifier.notify();
+        } else {
+            keep_polls.push(p);
+        }
+    }
+    (keep_reads, keep_polls)
 }
 
 /// Has thread `tid` a pending signal it does not block, or has it exited?

@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod conformance;
+mod datapath;
 mod differential;
 mod dynamic;
 mod filters;

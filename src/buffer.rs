@@ -1,0 +1,259 @@
+//! A trace array's buffer: one [`ringbuf::CpuBuffer`] per CPU, and the text views of its
+//! records — `trace` (header plus every record, not consuming), `trace_pipe` (consuming, merged
+//! across CPUs by time), `per_cpu/cpuN/{trace,trace_pipe,trace_pipe_raw,stats}`.
+//!
+//! A line is `%16s-%-7d [%03d] %5s %5lu.%06lu: <event>: <rendered>` (§10.1), the record
+//! rendered through its event's `print fmt` by [`render`].
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::registry::Registry;
+use crate::render::PrintFmt;
+use crate::ringbuf::{self, CpuBuffer};
+
+pub struct TraceBuffer {
+    cpus: Vec<CpuBuffer>,
+}
+
+/// How timestamps print: seconds.microseconds, or a raw count for non-ns clocks.
+#[derive(Clone, Copy)]
+pub struct TextOpts {
+    pub ns: bool,
+}
+
+impl TraceBuffer {
+    /// `kb[cpu]` KiB per CPU (what `buffer_size_kb` reads back), `subbuf` bytes per page.
+    pub fn new(kb: &[u64], subbuf: usize) -> TraceBuffer {
+        TraceBuffer {
+            cpus: kb
+                .iter()
+                .map(|k| CpuBuffer::new(subbuf, ringbuf::pages_for_kb(*k, subbuf)))
+                .collect(),
+        }
+    }
+
+    pub fn ncpu(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// Stores one record on `cpu`'s ring; false when it was dropped (full, not overwriting).
+    pub fn write(&mut self, cpu: usize, ts: u64, rec: &[u8], overwrite: bool) -> bool {
+        let Some(c) = self.cpus.get_mut(cpu) else {
+            return false;
+        };
+        c.write(ts, rec, overwrite) == ringbuf::WriteOutcome::Written
+    }
+
+    /// New sizes (`buffer_size_kb`, `buffer_subbuf_size_kb`): the kernel keeps what fits.
+    pub fn resize(&mut self, kb: &[u64], subbuf: usize) {
+        for (c, k) in self.cpus.iter_mut().zip(kb) {
+            let pages = ringbuf::pages_for_kb(*k, subbuf);
+            if c.subbuf_bytes() == subbuf {
+                c.resize(pages);
+            } else {
+                c.set_subbuf_size(subbuf, pages);
+            }
+        }
+    }
+
+    /// `echo > trace` (all CPUs) or `echo > per_cpu/cpuN/trace`.
+    pub fn clear(&mut self, cpu: Option<usize>) {
+        for (i, c) in self.cpus.iter_mut().enumerate() {
+            if cpu.is_none_or(|n| n == i) {
+                c.clear();
+            }
+        }
+    }
+
+    /// No unread record on `cpu` (or on any CPU).
+    pub fn is_empty(&self, cpu: Option<usize>) -> bool {
+        self.cpus
+            .iter()
+            .enumerate()
+            .all(|(i, c)| cpu.is_some_and(|n| n != i) || c.iter().next().is_none())
+    }
+
+    /// `entries-in-buffer/entries-written` over all CPUs (`get_total_entries`).
+    fn totals(&self) -> (u64, u64) {
+        self.cpus.iter().fold((0, 0), |(e, w), c| {
+            let s = c.stats();
+            (e + s.entries, w + s.entries_written())
+        })
+    }
+
+    /// The `trace` file (or `per_cpu/cpuN/trace` for `Some(n)`): header and every record.
+    pub fn trace_text(&self, reg: &Registry, cpu: Option<usize>, opts: TextOpts) -> String {
+        let (entries, written) = self.totals();
+        let mut out = header(entries, written, self.cpus.len());
+        let mut iters: Vec<_> = self
+            .cpus
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| cpu.is_none_or(|n| n == *i))
+            .map(|(i, c)| (i, c.iter().peekable()))
+            .collect();
+        // Merge the CPUs by time, as the kernel's iterator does.
+        loop {
+            let next = iters
+                .iter_mut()
+                .filter_map(|(i, it)| it.peek().map(|r| (r.ts, *i)))
+                .min();
+            let Some((_, i)) = next else { break };
+            let Some((_, it)) = iters.iter_mut().find(|(n, _)| *n == i) else {
+                break;
+            };
+            if let Some(r) = it.next() {
+                line(reg, i, r.ts, r.data, opts, &mut out);
+            }
+        }
+        out
+    }
+
+    /// `trace_pipe`: consumes records, oldest first across the CPUs in scope, rendering whole
+    /// lines until at least `want` bytes are out (or nothing is left).
+    pub fn consume_text(
+        &mut self,
+        reg: &Registry,
+        cpu: Option<usize>,
+        want: usize,
+        opts: TextOpts,
+    ) -> String {
+        let mut out = String::new();
+        while out.len() < want {
+            let next = self
+                .cpus
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, _)| cpu.is_none_or(|n| n == *i))
+                .filter_map(|(i, c)| c.peek_ts().map(|ts| (ts, i)))
+                .min();
+            let Some((_, i)) = next else { break };
+            let Some(rec) = self.cpus[i].pop() else {
+                break;
+            };
+            if rec.lost > 0 {
+                let _ = writeln!(out, "CPU:{i} [LOST {} EVENTS]", rec.lost);
+            }
+            line(reg, i, rec.ts, &rec.data, opts, &mut out);
+        }
+        out
+    }
+
+    /// `per_cpu/cpuN/trace_pipe_raw`: the next sub-buffer page, consumed.
+    pub fn read_page(&mut self, cpu: usize) -> Option<Vec<u8>> {
+        let c = self.cpus.get_mut(cpu)?;
+        let len = c.subbuf_bytes();
+        c.read_page(len, false)
+    }
+
+    /// `per_cpu/cpuN/stats`.
+    pub fn stats_text(&self, cpu: usize, now_ns: u64, opts: TextOpts) -> String {
+        match self.cpus.get(cpu) {
+            Some(c) => ringbuf::format_stats(&c.stats(), now_ns, opts.ns),
+            None => String::new(),
+        }
+    }
+}
+
+/// The `trace` header of the nop tracer (§10.1).
+pub fn header(entries: u64, written: u64, ncpu: usize) -> String {
+    format!(
+        "# tracer: nop\n#\n# entries-in-buffer/entries-written: {entries}/{written}   #P:{ncpu}\n#\n\
+#                                _-----=> irqs-off/BH-disabled\n\
+#                               / _----=> need-resched\n\
+#                              | / _---=> hardirq/softirq\n\
+#                              || / _--=> preempt-depth\n\
+#                              ||| / _-=> migrate-disable\n\
+#                              |||| /     delay\n\
+#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION\n\
+#              | |         |   |||||     |         |\n"
+    )
+}
+
+/// One record as a `trace` line (`print_trace_fmt`: context, then the event's output).
+pub fn line(reg: &Registry, cpu: usize, ts: u64, rec: &[u8], opts: TextOpts, out: &mut String) {
+    let b = |i: usize| rec.get(i).copied().unwrap_or(0);
+    let type_id = u16::from_le_bytes([b(0), b(1)]);
+    let pid = i32::from_le_bytes([b(4), b(5), b(6), b(7)]);
+    let mut comm = String::new();
+    reg.tasks.comm_of(pid, &mut comm);
+    let _ = write!(out, "{comm:>16}-{pid:<7} [{cpu:03}] ");
+    lat_flags(b(2), b(3), out);
+    if opts.ns {
+        let _ = write!(
+            out,
+            " {:5}.{:06}: ",
+            ts / 1_000_000_000,
+            ts % 1_000_000_000 / 1000
+        );
+    } else {
+        let _ = write!(out, " {ts:12}: ");
+    }
+    let Some(ev) = reg.event_by_id(u32::from(type_id)) else {
+        let _ = writeln!(out, "Unknown type {type_id}");
+        return;
+    };
+    let fmt: &Arc<PrintFmt> = ev.print_fmt.get_or_init(|| {
+        let output = ev.dynamic.as_ref().map(|d| {
+            let format = &ev.def.format;
+            let head = format.rfind("print fmt: ").map_or(format.len(), |p| p);
+            format!("{}print fmt: {}\n", &format[..head], d.output_print_fmt())
+        });
+        let format = output.as_deref().unwrap_or(&ev.def.format);
+        Arc::new(PrintFmt::for_event(&ev.def.system, &ev.def.name, format))
+    });
+    // ftrace's own events print without their name (`tracing_mark_write: …`).
+    if fmt.has_name_prefix() {
+        out.push_str(&ev.def.name);
+        out.push_str(": ");
+    }
+    // The renderer leaves the line's newline to us (for `print` it drops the one the record
+    // holds: one newline is supplied if missing, §10.1).
+    fmt.render(rec, &crate::emit::symbolize, out);
+    out.push('\n');
+}
+
+/// The five latency columns (`trace_print_lat_fmt`): irqs-off, need-resched, hard/softirq,
+/// preempt depth, migrate-disable depth.
+fn lat_flags(flags: u8, preempt: u8, out: &mut String) {
+    const IRQS_OFF: u8 = 0x01;
+    const NEED_RESCHED: u8 = 0x04;
+    const HARDIRQ: u8 = 0x08;
+    const SOFTIRQ: u8 = 0x10;
+    const PREEMPT_RESCHED: u8 = 0x20;
+    const NMI: u8 = 0x40;
+    const BH_OFF: u8 = 0x80;
+    let has = |f: u8| flags & f != 0;
+    out.push(match (has(IRQS_OFF), has(BH_OFF)) {
+        (true, true) => 'D',
+        (true, false) => 'd',
+        (false, true) => 'b',
+        _ => '.',
+    });
+    out.push(match (has(NEED_RESCHED), has(PREEMPT_RESCHED)) {
+        (true, true) => 'N',
+        (true, false) => 'n',
+        (false, true) => 'p',
+        _ => '.',
+    });
+    out.push(match (has(NMI), has(HARDIRQ), has(SOFTIRQ)) {
+        (true, true, _) => 'Z',
+        (true, false, _) => 'z',
+        (false, true, true) => 'H',
+        (false, true, false) => 'h',
+        (false, false, true) => 's',
+        _ => '.',
+    });
+    let hex = |n: u8| char::from_digit(u32::from(n), 16).unwrap_or('.');
+    out.push(if preempt & 0xf != 0 {
+        hex(preempt & 0xf)
+    } else {
+        '.'
+    });
+    out.push(if preempt >> 4 != 0 {
+        hex(preempt >> 4)
+    } else {
+        '.'
+    });
+}

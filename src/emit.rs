@@ -1,0 +1,375 @@
+//! Records in: every source — `trace_marker`, `trace_marker_raw`, an event's `inject`, the
+//! process connector — commits through [`commit`], which applies what the kernel applies
+//! between a tracepoint and the ring buffer (`trace_event_buffer_reserve` and
+//! `__event_trigger_test_discard` in `kernel/trace/`):
+//!
+//! 1. `tracing_on` (and `set_event_pid`/`set_event_notrace_pid` against the writing task);
+//! 2. the event's triggers: those without a condition fire first, those with an `if` filter
+//!    are evaluated against the record;
+//! 3. a soft-disabled event, or a record its filter rejects, is discarded;
+//! 4. the record goes to the trace array's ring buffer of the writer's CPU, stamped with the
+//!    trace array's clock, and blocked readers are woken.
+
+use libc::{EBADF, EINVAL};
+
+use crate::filter::{self, RecordContext};
+use crate::proc_events;
+use crate::record;
+use crate::registry::{Event, Registry};
+use crate::state::{self, TaState, TraceArray};
+use crate::trigger;
+
+/// Who a record is charged to: the task that caused it and the CPU it ran on.
+#[derive(Clone, Copy, Debug)]
+pub struct Writer {
+    pub pid: i32,
+    pub cpu: usize,
+    /// The `common_preempt_count` the kernel records: 1 for a write(2) path that disables
+    /// preemption around the buffer reservation (markers, inject), 0 for tracepoints in
+    /// process context.
+    pub preempt: u8,
+}
+
+impl Writer {
+    /// A task writing to one of our files: its CPU is taken to be the one this daemon thread
+    /// runs on (FUSE does not say; the writer ran there a moment ago in the common case).
+    pub fn task(pid: i32, ncpu: usize) -> Writer {
+        // SAFETY: sched_getcpu has no preconditions.
+        let cpu = unsafe { libc::sched_getcpu() };
+        Writer {
+            pid,
+            cpu: usize::try_from(cpu)
+                .unwrap_or(0)
+                .min(ncpu.saturating_sub(1)),
+            preempt: 1,
+        }
+    }
+}
+
+/// Where a record comes from, which decides what may stop it. A tracepoint only fires while
+/// its event is enabled; `inject` writes whatever the enable state but is discarded like a
+/// tracepoint's record (soft-disabled, filtered); a marker is only subject to its triggers
+/// (`tracing_mark_write` commits without the discard check).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Tracepoint,
+    Inject,
+    Marker,
+}
+
+/// The most one marker write records (§10.3): what a 4 KiB sub-buffer holds of a `print`
+/// record's text (4080 data bytes, less an 8-byte long-event header, 16 bytes of common
+/// fields and `ip`, and the supplied newline and NUL). Larger sub-buffers do not raise it
+/// (verified on 6.18 with 8 KiB).
+const MARKER_MAX: usize = 4054;
+
+/// `_THIS_IP_` of the kernel's `tracing_mark_write`, read from /proc/kallsyms once (0 when
+/// it is not readable), so tools that symbolize `ip` with the machine's kallsyms (trace-cmd
+/// report) print `tracing_mark_write` as the kernel's records do.
+pub fn mark_write_ip() -> u64 {
+    static IP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *IP.get_or_init(|| {
+        let Ok(syms) = std::fs::read_to_string("/proc/kallsyms") else {
+            return 0;
+        };
+        syms.lines()
+            .find_map(|l| {
+                let mut it = l.split_whitespace();
+                let (addr, _, name) = (it.next()?, it.next()?, it.next()?);
+                (name == "tracing_mark_write")
+                    .then(|| u64::from_str_radix(addr, 16).ok())
+                    .flatten()
+            })
+            .unwrap_or(0)
+    })
+}
+
+/// `%ps` of the addresses our records carry.
+pub fn symbolize(ip: u64) -> Option<String> {
+    (ip != 0 && ip == mark_write_ip()).then(|| "tracing_mark_write".to_string())
+}
+
+/// A `trace_marker` write: one `ftrace:print` record of what fits one sub-buffer, with a
+/// newline supplied if missing; the write returns that count and the writer writes the rest
+/// again (§10.3). EBADF while tracing is off, EINVAL with the `markers` option off.
+pub fn marker(reg: &Registry, ta: &TraceArray, text: &[u8], w: Writer) -> Result<usize, i32> {
+    let n = text.len().min(check_marker(ta)?);
+    let Some(print) = reg.find_event("ftrace", "print") else {
+        return Ok(n);
+    };
+    let text = &text[..n];
+    let mut rec = header(&print, w, 8 + n + 2);
+    rec.extend_from_slice(&mark_write_ip().to_le_bytes());
+    rec.extend_from_slice(text);
+    if text.last() != Some(&b'\n') {
+        rec.push(b'\n');
+    }
+    rec.push(0);
+    commit(reg, ta, &print, &rec, w, None, Source::Marker);
+    Ok(n)
+}
+
+/// A `trace_marker_raw` write: a 4-byte id then binary data, one `ftrace:raw_data` record.
+pub fn marker_raw(reg: &Registry, ta: &TraceArray, data: &[u8], w: Writer) -> Result<usize, i32> {
+    let max = check_marker(ta)?;
+    if data.len() < 4 {
+        return Err(EINVAL);
+    }
+    let n = data.len().min(max);
+    if let Some(raw) = reg.find_event("ftrace", "raw_data") {
+        let mut rec = header(&raw, w, n);
+        rec.extend_from_slice(&data[..n]);
+        commit(reg, ta, &raw, &rec, w, None, Source::Marker);
+    }
+    Ok(n)
+}
+
+/// May markers be written now? Returns the most one write records.
+fn check_marker(ta: &TraceArray) -> Result<usize, i32> {
+    let st = ta.state.lock();
+    if !st.tracing_on {
+        return Err(EBADF);
+    }
+    if !st.options[state::option_index("markers")] {
+        return Err(EINVAL);
+    }
+    Ok(MARKER_MAX)
+}
+
+/// A write to an event's `inject` file: `field=value …` becomes one record of that event.
+pub fn inject(
+    reg: &Registry,
+    ta: &TraceArray,
+    ev: &Event,
+    text: &[u8],
+    w: Writer,
+) -> Result<usize, i32> {
+    let rec = ev.layout().record.inject(&common(ev, w), text)?;
+    commit(reg, ta, ev, &rec, w, None, Source::Inject);
+    Ok(text.len())
+}
+
+/// A record from a source outside any trace array (the process connector): committed to every
+/// trace array that has `ev` enabled. `mono_ns` is when it happened on CLOCK_MONOTONIC.
+pub fn broadcast(reg: &Registry, ev: &Event, rec: &[u8], w: Writer, mono_ns: u64) {
+    for ta in reg.trace_arrays() {
+        commit(reg, &ta, ev, rec, w, Some(mono_ns), Source::Tracepoint);
+    }
+}
+
+/// One message of the process connector (§4 of ecosystem-tools.md): the saved comms follow
+/// it, then its record goes to every trace array with the event enabled (`event-fork` adds a
+/// forked child of a `set_event_pid` task to the list, as the kernel does).
+pub fn process_event(reg: &Registry, meta: proc_events::Meta, pe: &proc_events::ProcEvent) {
+    use proc_events::ProcEvent as P;
+    let cap = reg.top.state.lock().saved_cmdlines_size as usize;
+    match pe {
+        P::Exec { pid, comm, .. } => reg.tasks.set_comm(*pid, comm, cap),
+        P::Comm { pid, new_comm, .. } => reg.tasks.set_comm(*pid, new_comm, cap),
+        P::Fork {
+            child_pid,
+            child_comm,
+            parent_pid,
+            ..
+        } => {
+            reg.tasks.set_comm(*child_pid, child_comm, cap);
+            for ta in reg.trace_arrays() {
+                let mut st = ta.state.lock();
+                if st.options[state::option_index("event-fork")]
+                    && st.event_pids.contains(&(*parent_pid as u32))
+                {
+                    st.event_pids.insert(*child_pid as u32);
+                }
+            }
+        }
+        P::Exit { .. } => {}
+    }
+    let (system, name) = pe.event();
+    let Some(ev) = reg.find_event(system, name) else {
+        return;
+    };
+    let w = Writer {
+        pid: pe.common_pid(),
+        cpu: (meta.cpu as usize).min(reg.ncpu.saturating_sub(1)),
+        preempt: 0,
+    };
+    let values: Vec<(&str, record::Value)> = pe
+        .fields()
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                proc_events::FieldValue::Int(i) => record::Value::Int(i128::from(i)),
+                proc_events::FieldValue::Str(b) => record::Value::Str(b.into()),
+            };
+            (k, v)
+        })
+        .collect();
+    match ev.layout().record.build(&common(&ev, w), &values) {
+        Ok(rec) => broadcast(reg, &ev, &rec, w, meta.timestamp_ns),
+        Err(e) => tracing::debug!(%e, system, name, "process event not recorded"),
+    }
+}
+
+/// The common fields of a record of `ev` written by `w`.
+pub fn common(ev: &Event, w: Writer) -> record::Common {
+    record::Common {
+        type_id: ev.def.id.unwrap_or(0) as u16,
+        flags: 0,
+        preempt_count: w.preempt,
+        pid: w.pid,
+    }
+}
+
+/// A record buffer holding the common header, with room for `extra` more bytes.
+fn header(ev: &Event, w: Writer, extra: usize) -> Vec<u8> {
+    let mut rec = Vec::with_capacity(8 + extra);
+    rec.extend_from_slice(&(ev.def.id.unwrap_or(0) as u16).to_le_bytes());
+    rec.push(0);
+    rec.push(w.preempt);
+    rec.extend_from_slice(&w.pid.to_le_bytes());
+    rec
+}
+
+/// Commits one record of `ev` to `ta` (see the module doc). Returns whether it was stored.
+pub fn commit(
+    reg: &Registry,
+    ta: &TraceArray,
+    ev: &Event,
+    rec: &[u8],
+    w: Writer,
+    mono_ns: Option<u64>,
+    source: Source,
+) -> bool {
+    let mut st = ta.state.lock();
+    let soft = st
+        .events
+        .get(&ev.serial)
+        .map(|e| e.soft)
+        .unwrap_or_default();
+    if source == Source::Tracepoint && !soft.is_enabled() {
+        return false;
+    }
+    if !st.tracing_on || ignores_pid(&st, w.pid) {
+        return false;
+    }
+    let ctx = RecordContext {
+        cpu: w.cpu as u32,
+        comm: String::new(),
+    };
+    let stack = fire_triggers(reg, &mut st, ev, rec, &ctx);
+    let filtered = st
+        .filters
+        .get(&ev.serial)
+        .and_then(|f| f.compiled.as_ref())
+        .is_some_and(|f| !f.matches(rec, &ctx));
+    // A trigger may just have switched tracing off: the record that fired it is still
+    // written (the kernel checks `tracing_on` at reservation, before the triggers).
+    let keep = source == Source::Marker || (!soft.is_soft_disabled() && !filtered);
+    let overwrite = st.options[state::option_index("overwrite")];
+    let save_comm = st.options[state::option_index("record-cmd")] && st.any_enabled();
+    let save_tgid = st.options[state::option_index("record-tgid")];
+    let clock = st.trace_clock;
+    let cmdlines = st.saved_cmdlines_size as usize;
+    drop(st);
+    let stored = {
+        let mut buf = ta.buffer.lock();
+        let ts = match mono_ns {
+            Some(m) => state::clock_from_mono(clock, m),
+            None => state::clock_ns(clock),
+        };
+        let mut stored = keep && buf.write(w.cpu, ts, rec, overwrite);
+        if stack {
+            stored |= write_stack(reg, &mut buf, w, ts, overwrite);
+        }
+        stored
+    };
+    if stored {
+        if save_comm {
+            reg.tasks.save(w.pid, cmdlines);
+        }
+        if save_tgid {
+            reg.tasks.save_tgid(w.pid);
+        }
+        if let Some(wake) = reg.on_commit.get() {
+            wake();
+        }
+    }
+    stored
+}
+
+/// `set_event_pid`/`set_event_notrace_pid` (§10.8): is the writing task filtered out?
+fn ignores_pid(st: &TaState, pid: i32) -> bool {
+    let pid = pid as u32;
+    (!st.event_pids.is_empty() && !st.event_pids.contains(&pid))
+        || st.event_notrace_pids.contains(&pid)
+}
+
+/// Fires the triggers of `ev` for one record; returns whether a `stacktrace` fired.
+fn fire_triggers(
+    reg: &Registry,
+    st: &mut TaState,
+    ev: &Event,
+    rec: &[u8],
+    ctx: &RecordContext,
+) -> bool {
+    let Some(mut triggers) = st.events.get(&ev.serial).map(|e| e.triggers.clone()) else {
+        return false;
+    };
+    if triggers.is_empty() {
+        return false;
+    }
+    let mut stack = false;
+    for t in triggers.iter_mut() {
+        if let Some(text) = t.filter.as_deref()
+            && !trigger_filter_matches(ev, text, rec, ctx)
+        {
+            continue;
+        }
+        let target = t.cmd.target().and_then(|(s, e)| reg.find_event(s, e));
+        let mut tracing_on = st.tracing_on;
+        let action = match target {
+            Some(tgt) => {
+                let mut soft = st
+                    .events
+                    .get(&tgt.serial)
+                    .map(|e| e.soft)
+                    .unwrap_or_default();
+                let a = trigger::fire(t, &mut tracing_on, Some(&mut soft));
+                st.with_event(tgt.serial, |e| e.soft = soft);
+                a
+            }
+            None => trigger::fire(t, &mut tracing_on, None),
+        };
+        stack |= action == trigger::Action::StackTrace;
+        st.tracing_on = tracing_on;
+    }
+    // Counts changed: store the fired list back.
+    st.with_event(ev.serial, |e| e.triggers = triggers);
+    stack
+}
+
+fn trigger_filter_matches(ev: &Event, text: &str, rec: &[u8], ctx: &RecordContext) -> bool {
+    match filter::compile(text.as_bytes(), &ev.layout().fields) {
+        Ok(Some(f)) => f.matches(rec, ctx),
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
+/// A `stacktrace` trigger's record: `ftrace:kernel_stack` with no kernel frames (a task in
+/// userspace has none the daemon could know), which `trace` shows as `<stack trace>`.
+fn write_stack(
+    reg: &Registry,
+    buf: &mut crate::buffer::TraceBuffer,
+    w: Writer,
+    ts: u64,
+    overwrite: bool,
+) -> bool {
+    let Some(ks) = reg.find_event("ftrace", "kernel_stack") else {
+        return false;
+    };
+    match ks.layout().record.build::<&str>(&common(&ks, w), &[]) {
+        Ok(rec) => buf.write(w.cpu, ts, &rec, overwrite),
+        Err(_) => false,
+    }
+}

@@ -1,0 +1,154 @@
+//! The tasks records name: pid → comm (`saved_cmdlines`) and pid → tgid (`saved_tgids`), as
+//! the kernel keeps them for the `trace` text. Shared by every trace array, like the kernel's.
+//!
+//! The kernel saves a task's comm while it runs with command recording on; a userspace daemon
+//! learns it from `/proc/<pid>/comm` the first time a pid records, and from the process
+//! connector (exec, comm changes) after that.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+
+use parking_lot::Mutex;
+
+/// The kernel's `saved_cmdlines_size` default.
+pub const DEFAULT_CMDLINES: usize = 128;
+
+#[derive(Default)]
+struct Inner {
+    comms: HashMap<i32, Box<str>>,
+    /// Pids in the order their comm was saved; the oldest is recycled past the capacity.
+    order: VecDeque<i32>,
+    tgids: HashMap<i32, i32>,
+}
+
+#[derive(Default)]
+pub struct Tasks {
+    inner: Mutex<Inner>,
+}
+
+impl Tasks {
+    /// Saves the comm of `pid` if it is not known yet (read from /proc), keeping at most `cap`.
+    pub fn save(&self, pid: i32, cap: usize) {
+        if pid <= 0 || self.inner.lock().comms.contains_key(&pid) {
+            return;
+        }
+        // Read outside the lock: /proc can be slow and many writers share this table.
+        if let Some(comm) = proc_comm(pid) {
+            self.set_comm(pid, &comm, cap);
+        }
+    }
+
+    /// Records `comm` for `pid` (exec, rename, or a first sighting).
+    pub fn set_comm(&self, pid: i32, comm: &str, cap: usize) {
+        let mut t = self.inner.lock();
+        if t.comms.insert(pid, comm.into()).is_none() {
+            t.order.push_back(pid);
+        }
+        while t.order.len() > cap.max(1) {
+            if let Some(old) = t.order.pop_front() {
+                t.comms.remove(&old);
+            }
+        }
+    }
+
+    /// Saves the thread group of `pid` (the `record-tgid` option).
+    pub fn save_tgid(&self, pid: i32) {
+        if pid <= 0 || self.inner.lock().tgids.contains_key(&pid) {
+            return;
+        }
+        if let Some(tgid) = proc_tgid(pid) {
+            self.inner.lock().tgids.insert(pid, tgid);
+        }
+    }
+
+    /// What `trace` shows for `pid`: `<idle>` for 0, the saved comm, or `<...>`.
+    pub fn comm_of(&self, pid: i32, out: &mut String) {
+        if pid == 0 {
+            out.push_str("<idle>");
+            return;
+        }
+        match self.inner.lock().comms.get(&pid) {
+            Some(c) => out.push_str(c),
+            None => out.push_str("<...>"),
+        }
+    }
+
+    /// The comm saved for `pid`, if any.
+    pub fn comm(&self, pid: i32) -> Option<Box<str>> {
+        self.inner.lock().comms.get(&pid).cloned()
+    }
+
+    pub fn tgid(&self, pid: i32) -> Option<i32> {
+        self.inner.lock().tgids.get(&pid).copied()
+    }
+
+    /// `saved_cmdlines`: `<pid> <comm>` lines.
+    pub fn saved_cmdlines(&self) -> String {
+        let t = self.inner.lock();
+        let mut out = String::new();
+        for pid in &t.order {
+            if let Some(c) = t.comms.get(pid) {
+                let _ = writeln!(out, "{pid} {c}");
+            }
+        }
+        out
+    }
+
+    /// `saved_tgids`: `<pid> <tgid>` lines, by pid.
+    pub fn saved_tgids(&self) -> String {
+        let t = self.inner.lock();
+        let mut pairs: Vec<_> = t.tgids.iter().map(|(p, g)| (*p, *g)).collect();
+        pairs.sort_unstable();
+        let mut out = String::new();
+        for (pid, tgid) in pairs {
+            let _ = writeln!(out, "{pid} {tgid}");
+        }
+        out
+    }
+}
+
+/// The comm of task `pid` (a thread id works too), at most 15 bytes as the kernel keeps it.
+pub fn proc_comm(pid: i32) -> Option<String> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(s.trim_end_matches('\n').to_string())
+}
+
+/// The thread group id of task `pid`.
+pub fn proc_tgid(pid: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_comm_is_saved_and_recycled() {
+        let t = Tasks::default();
+        let me = std::process::id() as i32;
+        t.save(me, 2);
+        let mut s = String::new();
+        t.comm_of(me, &mut s);
+        assert_eq!(s, proc_comm(me).unwrap());
+        t.set_comm(1_000_001, "a", 2);
+        t.set_comm(1_000_002, "b", 2);
+        assert!(t.comm(me).is_none(), "oldest recycled");
+        assert_eq!(t.saved_cmdlines(), "1000001 a\n1000002 b\n");
+        let mut s = String::new();
+        t.comm_of(0, &mut s);
+        t.comm_of(7, &mut s);
+        assert_eq!(s, "<idle><...>");
+    }
+
+    #[test]
+    fn tgid_of_self() {
+        let t = Tasks::default();
+        let me = std::process::id() as i32;
+        t.save_tgid(me);
+        assert_eq!(t.tgid(me), Some(me));
+        assert_eq!(t.saved_tgids(), format!("{me} {me}\n"));
+    }
+}

@@ -1,0 +1,677 @@
+//! The trace data path: records in through `trace_marker`, `inject` and the process connector;
+//! out through `trace`, `trace_pipe`, `per_cpu/cpuN/trace_pipe_raw` and `stats` — each checked
+//! through the mount, and against a kernel instance where the kernel can do the same.
+
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::common::{Inst, KernelTracefs, TempDir, read, write_raw};
+
+/// The record lines of a `trace` text (its `#` header dropped).
+fn records(trace: &str) -> Vec<&str> {
+    trace.lines().filter(|l| !l.starts_with('#')).collect()
+}
+
+/// A `trace` line split into (comm-pid, cpu, flags, timestamp, event output), checking the
+/// kernel's layout `%16s-%-7d [%03d] %5s %5lu.%06lu: …` on the way.
+fn fields(line: &str) -> (&str, &str, &str, &str, &str) {
+    let (ctx, rest) = line
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("no ': ' in {line:?}"));
+    let cpu_at = ctx
+        .find(" [")
+        .unwrap_or_else(|| panic!("no cpu in {line:?}"));
+    let (task, tail) = ctx.split_at(cpu_at);
+    assert!(
+        task.len() >= 16 + 1 + 7,
+        "comm-pid column too narrow: {line:?}"
+    );
+    let tail = &tail[2..];
+    let (cpu, tail) = tail.split_once("] ").unwrap();
+    assert_eq!(cpu.len(), 3, "cpu is %03d: {line:?}");
+    let (flags, ts) = tail.split_once(' ').unwrap();
+    assert_eq!(flags.len(), 5, "five latency columns: {line:?}");
+    let ts = ts.trim_start();
+    let (secs, usecs) = ts.split_once('.').unwrap();
+    assert!(secs.bytes().all(|b| b.is_ascii_digit()), "{line:?}");
+    assert!(
+        usecs.len() == 6 && usecs.bytes().all(|b| b.is_ascii_digit()),
+        "{line:?}"
+    );
+    (task.trim(), cpu, flags, ts, rest)
+}
+
+fn gettid() -> i32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Polls `cond` every 20 ms for up to 10 s (a liveness bound, not a speed check).
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A kernel tracefs instance for side-by-side checks (removed on drop).
+struct KernelInst {
+    k: KernelTracefs,
+    name: String,
+}
+
+impl KernelInst {
+    fn new(tag: &str) -> KernelInst {
+        let k = KernelTracefs::mount().expect("mount the kernel tracefs");
+        let name = format!("utracefs-dp-{tag}-{}", std::process::id());
+        std::fs::create_dir(k.path().join("instances").join(&name)).unwrap();
+        KernelInst { k, name }
+    }
+    fn p(&self, rel: &str) -> std::path::PathBuf {
+        self.k.path().join("instances").join(&self.name).join(rel)
+    }
+}
+
+impl Drop for KernelInst {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(self.p(""));
+    }
+}
+
+#[test]
+fn marker_line_has_the_kernels_layout() {
+    let i = Inst::new();
+    assert_eq!(i.w("trace_marker", "hello marker"), Ok(12));
+    let trace = i.r("trace");
+    assert!(
+        trace.contains(&format!(
+            "# entries-in-buffer/entries-written: 1/1   #P:{}\n",
+            utracefs::ncpu()
+        )),
+        "{trace}"
+    );
+    let recs = records(&trace);
+    assert_eq!(recs.len(), 1, "{trace}");
+    let (task, _, flags, _, out) = fields(recs[0]);
+    // The writer is this thread; no event is enabled, so its comm was not recorded, as in
+    // the kernel (§10.1).
+    assert_eq!(task.trim_end(), format!("<...>-{}", gettid()), "{trace}");
+    assert_eq!(out, "tracing_mark_write: hello marker");
+
+    // The same write in a kernel instance gives the same line but for pid, CPU and time.
+    let k = KernelInst::new("marker");
+    write_raw(&k.p("trace_marker"), b"hello marker", libc::O_WRONLY).unwrap();
+    let ktrace = read(&k.p("trace"));
+    let krecs = records(&ktrace);
+    assert_eq!(krecs.len(), 1, "{ktrace}");
+    let (ktask, _, kflags, _, kout) = fields(krecs[0]);
+    assert_eq!((flags, out), (kflags, kout));
+    // (The kernel's comm comes from its global saved_cmdlines, which may know this tid.)
+    assert!(ktask.ends_with(&format!("-{}", gettid())), "{ktrace}");
+    // The header is the kernel's, line for line.
+    let head = |t: &str| -> Vec<String> {
+        t.lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(head(&trace), head(&ktrace));
+}
+
+#[test]
+fn marker_text_newlines_cap_and_errors() {
+    let i = Inst::new();
+    i.w("trace_marker", "two\nlines").unwrap();
+    i.w("trace_marker", "ends\n").unwrap();
+    assert_eq!(i.w("trace_marker", vec![b'x'; 5000]), Ok(4054));
+    let trace = i.r("trace");
+    assert!(
+        trace.contains("tracing_mark_write: two\nlines\n"),
+        "{trace}"
+    );
+    assert!(trace.contains("tracing_mark_write: ends\n"), "{trace}");
+    assert!(!trace.contains("ends\n\n"), "one newline, not two: {trace}");
+    assert!(
+        trace.contains(&format!(": tracing_mark_write: {}\n", "x".repeat(4054))),
+        "capped record"
+    );
+    i.w("tracing_on", "0").unwrap();
+    assert_eq!(i.w("trace_marker", "off"), Err(libc::EBADF));
+    i.w("tracing_on", "1").unwrap();
+    i.w("options/markers", "0").unwrap();
+    assert_eq!(i.w("trace_marker", "no markers"), Err(libc::EINVAL));
+    assert!(!i.r("trace").contains("no markers"));
+    // O_TRUNC empties the buffer and its counts.
+    i.w("trace", "").unwrap();
+    assert!(i.r("trace").contains("entries-written: 0/0 "));
+}
+
+#[test]
+fn inject_renders_catalog_print_fmt() {
+    let i = Inst::new();
+    let rec = "prev_comm=\"a\" prev_pid=1 prev_prio=120 prev_state=1 \
+               next_comm=\"b\" next_pid=2 next_prio=120";
+    i.w("events/sched/sched_switch/inject", rec).unwrap();
+    i.w(
+        "events/sched/sched_switch/inject",
+        "prev_comm=\"c\" prev_pid=3 prev_prio=100 prev_state=0x102 next_comm=\"swapper\" next_pid=0 next_prio=120",
+    )
+    .unwrap();
+    i.w("events/irq/softirq_entry/inject", "vec=3").unwrap();
+    let trace = i.r("trace");
+    let outs: Vec<&str> = records(&trace).into_iter().map(|l| fields(l).4).collect();
+    assert_eq!(
+        outs,
+        [
+            "sched_switch: prev_comm=a prev_pid=1 prev_prio=120 prev_state=S ==> next_comm=b next_pid=2 next_prio=120",
+            "sched_switch: prev_comm=c prev_pid=3 prev_prio=100 prev_state=D+ ==> next_comm=swapper next_pid=0 next_prio=120",
+            "softirq_entry: vec=3 [action=NET_RX]",
+        ],
+        "{trace}"
+    );
+    // Bad input is refused and records nothing.
+    // (ENOENT for an unknown field, EINVAL for a malformed one: trace_events_inject.c.)
+    assert_eq!(
+        i.w("events/sched/sched_switch/inject", "no_such_field=1"),
+        Err(libc::ENOENT)
+    );
+    assert_eq!(
+        i.w("events/sched/sched_switch/inject", "prev_pid=\"x\""),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(records(&i.r("trace")).len(), 3);
+}
+
+#[test]
+fn inject_into_synthetic_and_user_events() {
+    let i = Inst::new();
+    write_raw(
+        &i.m.p("synthetic_events"),
+        b"wakeup_lat pid_t pid; u64 lat; char comm[16]",
+        libc::O_WRONLY,
+    )
+    .unwrap();
+    i.w(
+        "events/synthetic/wakeup_lat/inject",
+        "pid=42 lat=1000 comm=\"worker\"",
+    )
+    .unwrap();
+    let trace = i.r("trace");
+    let recs = records(&trace);
+    assert_eq!(recs.len(), 1, "{trace}");
+    assert_eq!(
+        fields(recs[0]).4,
+        "wakeup_lat: pid=42 lat=1000 comm=worker",
+        "{trace}"
+    );
+}
+
+#[test]
+fn filters_and_triggers_act_on_records() {
+    let i = Inst::new();
+    let ev = "events/sched/sched_process_exec";
+    i.w(&format!("{ev}/filter"), "pid > 100").unwrap();
+    for pid in [5, 500, 50, 5000] {
+        i.w(
+            &format!("{ev}/inject"),
+            format!("filename=\"/bin/p{pid}\" pid={pid} old_pid={pid}"),
+        )
+        .unwrap();
+    }
+    let trace = i.r("trace");
+    let outs: Vec<&str> = records(&trace).into_iter().map(|l| fields(l).4).collect();
+    assert_eq!(
+        outs,
+        [
+            "sched_process_exec: filename=/bin/p500 pid=500 old_pid=500",
+            "sched_process_exec: filename=/bin/p5000 pid=5000 old_pid=5000",
+        ]
+    );
+
+    // A conditional traceoff on the marker: the record that fires it is kept, later ones
+    // are refused.
+    i.w("trace", "").unwrap();
+    i.w(
+        "events/ftrace/print/trigger",
+        "traceoff if buf ~ \"*stop*\"",
+    )
+    .unwrap();
+    i.w("trace_marker", "go").unwrap();
+    assert_eq!(i.r("tracing_on"), "1\n");
+    i.w("trace_marker", "please stop").unwrap();
+    assert_eq!(i.r("tracing_on"), "0\n");
+    assert_eq!(i.w("trace_marker", "after"), Err(libc::EBADF));
+    let trace = i.r("trace");
+    assert!(trace.contains("tracing_mark_write: please stop"), "{trace}");
+    assert!(
+        i.r("events/ftrace/print/trigger")
+            .contains("traceoff:unlimited if buf ~ \"*stop*\"")
+    );
+
+    // enable_event with a count: the first matching record soft-enables the target.
+    i.w("tracing_on", "1").unwrap();
+    i.w("trace", "").unwrap();
+    let fork = "events/sched/sched_process_fork";
+    i.w(
+        &format!("{ev}/trigger"),
+        "enable_event:sched:sched_process_fork:1",
+    )
+    .unwrap();
+    assert_eq!(i.r(&format!("{fork}/enable")), "0*\n");
+    i.w(&format!("{ev}/inject"), "pid=700").unwrap();
+    assert_eq!(i.r(&format!("{fork}/enable")), "1*\n");
+    assert!(
+        i.r(&format!("{ev}/trigger"))
+            .contains("enable_event:sched:sched_process_fork:count=0")
+    );
+
+    // stacktrace records a kernel stack with no frames.
+    i.w(&format!("{ev}/trigger"), "stacktrace").unwrap();
+    i.w(&format!("{ev}/inject"), "pid=800").unwrap();
+    let trace = i.r("trace");
+    assert!(trace.contains(": <stack trace>\n"), "{trace}");
+}
+
+#[test]
+fn set_event_pid_filters_the_writer() {
+    let i = Inst::new();
+    i.w("set_event_pid", "1").unwrap();
+    i.w("events/sched/sched_process_exec/inject", "pid=1")
+        .unwrap();
+    assert!(records(&i.r("trace")).is_empty(), "not pid 1 writing");
+    i.w("set_event_pid", format!("{}", gettid())).unwrap();
+    i.w("events/sched/sched_process_exec/inject", "pid=2")
+        .unwrap();
+    assert_eq!(records(&i.r("trace")).len(), 1);
+    i.w("set_event_notrace_pid", format!("{}", gettid()))
+        .unwrap();
+    i.w("events/sched/sched_process_exec/inject", "pid=3")
+        .unwrap();
+    assert_eq!(records(&i.r("trace")).len(), 1);
+}
+
+/// Reads `path` (O_RDONLY, blocking) in a thread; returns what one read(2) gave.
+fn spawn_reader(path: &Path) -> std::thread::JoinHandle<std::io::Result<String>> {
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let mut f = std::fs::File::open(path)?;
+        let mut buf = vec![0u8; 65536];
+        let n = f.read(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    })
+}
+
+#[test]
+fn trace_pipe_blocks_without_stalling_the_mount() {
+    let i = Inst::new();
+    let readers: Vec<_> = (0..3).map(|_| spawn_reader(&i.p("trace_pipe"))).collect();
+    eventually("three parked readers", || {
+        i.m.stats().get("blocked_readers") == Some(&3)
+    });
+    // The mount keeps serving everything else meanwhile.
+    let ls = std::process::Command::new("ls")
+        .arg(i.p("events/sched"))
+        .output()
+        .unwrap();
+    assert!(ls.status.success());
+    std::fs::metadata(i.p("events/sched/sched_switch/format")).unwrap();
+    i.w("events/sched/sched_switch/enable", "1").unwrap();
+    i.w("events/sched/sched_switch/enable", "0").unwrap();
+    assert!(readers.iter().all(|r| !r.is_finished()));
+    // Each marker wakes one reader (a woken reader takes whatever is there, so the next
+    // marker waits until it has); what was read is gone from `trace`.
+    for n in 0..3u64 {
+        i.w("trace_marker", format!("m{n}")).unwrap();
+        eventually("a reader to take the marker", || {
+            i.m.stats().get("blocked_readers") == Some(&(2 - n))
+        });
+    }
+    let mut got: Vec<String> = readers
+        .into_iter()
+        .map(|r| r.join().unwrap().unwrap())
+        .collect();
+    got.sort();
+    let all = got.concat();
+    for n in 0..3 {
+        assert_eq!(
+            all.matches(&format!("tracing_mark_write: m{n}\n")).count(),
+            1,
+            "{all}"
+        );
+    }
+    assert!(records(&i.r("trace")).is_empty(), "trace_pipe consumes");
+    assert!(!all.contains('#'), "trace_pipe has no header");
+}
+
+#[test]
+fn trace_pipe_nonblocking_and_poll() {
+    let i = Inst::new();
+    let open = |flags: i32| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(i.p("trace_pipe"))
+            .unwrap()
+    };
+    let mut nb = open(libc::O_NONBLOCK);
+    let mut buf = [0u8; 4096];
+    let e = nb.read(&mut buf).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
+    let f = open(0);
+    let poll = |timeout_ms: i32| {
+        let mut p = libc::pollfd {
+            fd: f.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+        (n, p.revents)
+    };
+    assert_eq!(poll(100), (0, 0), "empty: not readable");
+    // A poller blocked with no timeout is woken by the commit.
+    let marker = i.p("trace_marker");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        write_raw(&marker, b"wake", libc::O_WRONLY).unwrap();
+    });
+    let (n, revents) = poll(10_000);
+    writer.join().unwrap();
+    assert_eq!(n, 1);
+    assert!(revents & libc::POLLIN != 0);
+    let n = nb.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("tracing_mark_write: wake"));
+    assert_eq!(poll(50), (0, 0), "consumed: not readable again");
+}
+
+/// `per_cpu/cpuN/stats` as key → value.
+fn stats(i: &Inst, cpu: usize) -> std::collections::HashMap<String, String> {
+    i.r(&format!("per_cpu/cpu{cpu}/stats"))
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn num(s: &std::collections::HashMap<String, String>, k: &str) -> u64 {
+    s[k].parse().unwrap_or_else(|_| panic!("{k}: {s:?}"))
+}
+
+#[test]
+fn ring_overwrite_and_drop_accounting() {
+    let i = Inst::new();
+    i.w("buffer_size_kb", "8").unwrap();
+    // Pin every write to one CPU's ring: run the writes from a thread bound to CPU 0.
+    let text = "y".repeat(200);
+    let written = 300u64;
+    let path = i.p("trace_marker");
+    let write_all = move |path: std::path::PathBuf, text: String| {
+        std::thread::spawn(move || {
+            for _ in 0..written {
+                write_raw(&path, text.as_bytes(), libc::O_WRONLY).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    };
+    write_all(path.clone(), text.clone());
+    let ncpu = utracefs::ncpu();
+    let (mut entries, mut overrun) = (0, 0);
+    for cpu in 0..ncpu {
+        let s = stats(&i, cpu);
+        entries += num(&s, "entries");
+        overrun += num(&s, "overrun");
+    }
+    assert_eq!(
+        entries + overrun,
+        written,
+        "every record is kept or overrun"
+    );
+    assert!(
+        overrun > 0,
+        "an 8 KiB ring cannot keep {written} 200-byte records"
+    );
+    let trace = i.r("trace");
+    assert!(
+        trace.contains(&format!(
+            "entries-in-buffer/entries-written: {entries}/{written} "
+        )),
+        "{trace}"
+    );
+    assert_eq!(records(&trace).len() as u64, entries);
+    // The newest record survives overwriting.
+    assert!(records(&trace).last().unwrap().ends_with(&text));
+
+    // Without overwrite the newest records are dropped instead.
+    i.w("trace", "").unwrap();
+    i.w("options/overwrite", "0").unwrap();
+    i.w("trace_marker", "first").unwrap();
+    write_all(path, text);
+    let (mut dropped, mut overrun) = (0, 0);
+    for cpu in 0..ncpu {
+        let s = stats(&i, cpu);
+        dropped += num(&s, "dropped events");
+        overrun += num(&s, "overrun");
+    }
+    assert!(dropped > 0);
+    assert_eq!(overrun, 0);
+    assert!(i.r("trace").contains("tracing_mark_write: first"));
+}
+
+#[test]
+fn process_connector_records_fork_exec_exit() {
+    let i = Inst::new();
+    for e in [
+        "sched_process_fork",
+        "sched_process_exec",
+        "sched_process_exit",
+    ] {
+        i.w(&format!("events/sched/{e}/enable"), "1").unwrap();
+    }
+    let child = std::process::Command::new("/bin/sh")
+        .args(["-c", "/bin/true; exit 0"])
+        .spawn()
+        .unwrap();
+    let sh = child.id();
+    let status = child.wait_with_output().unwrap().status;
+    assert!(status.success());
+    let mut trace = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(trace.contains(&format!("child_pid={sh}\n"))
+        && trace.contains("sched_process_exec: filename=/bin/true ")
+        && trace.contains(&format!("sched_process_exit: comm=sh pid={sh} ")))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no fork/exec/exit of {sh}:\n{trace}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        trace = i.r("trace");
+    }
+    let fork = records(&trace)
+        .into_iter()
+        .find(|l| l.ends_with(&format!(" child_pid={sh}")))
+        .unwrap();
+    // The forking thread of this test process is the parent and the record's task.
+    let (task, _, _, _, out) = fields(fork);
+    assert!(out.starts_with("sched_process_fork: comm="), "{fork}");
+    let parent = out
+        .split(" pid=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(task.ends_with(&format!("-{parent}")), "{fork}");
+}
+
+/// An independent reader of `trace_pipe_raw`, written from `events/header_page` and
+/// `events/header_event` as served (not from the daemon's code): returns (timestamp, payload)
+/// of every data record in one sub-buffer page.
+fn decode_page(header_page: &str, page: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let field = |name: &str| -> (usize, usize) {
+        let line = header_page
+            .lines()
+            .find(|l| l.contains(&format!(" {name};")))
+            .unwrap_or_else(|| panic!("{name} in header_page"));
+        let num = |key: &str| -> usize {
+            let v = &line[line.find(key).unwrap() + key.len()..];
+            v[..v.find(';').unwrap()].parse().unwrap()
+        };
+        (num("offset:"), num("size:"))
+    };
+    let (ts_off, ts_size) = field("timestamp");
+    let (commit_off, commit_size) = field("commit");
+    let (data_off, _) = field("data");
+    let le = |b: &[u8]| b.iter().rev().fold(0u64, |a, x| (a << 8) | u64::from(*x));
+    let mut ts = le(&page[ts_off..ts_off + ts_size]);
+    // The commit's low bits count data bytes; the top bits flag missed events.
+    let len = (le(&page[commit_off..commit_off + commit_size]) & ((1 << 27) - 1)) as usize;
+    let data = &page[data_off..data_off + len];
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p + 4 <= data.len() {
+        let hdr = le(&data[p..p + 4]) as u32;
+        let (type_len, delta) = (hdr & 0x1f, u64::from(hdr >> 5));
+        p += 4;
+        match type_len {
+            // padding: the rest of the page (or an explicit length).
+            29 => {
+                if delta == 0 {
+                    break;
+                }
+                p += le(&data[p..p + 4]) as usize;
+            }
+            30 => {
+                ts += delta | (le(&data[p..p + 4]) << 27);
+                p += 4;
+            }
+            31 => {
+                ts = delta | (le(&data[p..p + 4]) << 27);
+                p += 4;
+            }
+            0 => {
+                let n = le(&data[p..p + 4]) as usize - 4;
+                ts += delta;
+                out.push((ts, data[p + 4..p + 4 + n].to_vec()));
+                p += 4 + n.next_multiple_of(4);
+            }
+            n => {
+                ts += delta;
+                let n = n as usize * 4;
+                out.push((ts, data[p..p + n].to_vec()));
+                p += n;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn trace_pipe_raw_pages_decode_independently() {
+    let i = Inst::new();
+    // One read: like the kernel's, header_page answers EOF past offset 0 (§3.3).
+    let header_page = {
+        let mut buf = vec![0u8; 65536];
+        let n = std::fs::File::open(i.m.p("events/header_page"))
+            .unwrap()
+            .read(&mut buf)
+            .unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    };
+    let print_id: u16 = i.r("events/ftrace/print/id").trim().parse().unwrap();
+    let texts: Vec<String> = (0..50)
+        .map(|n| format!("raw record {n} {}", "z".repeat(n * 7)))
+        .collect();
+    for t in &texts {
+        i.w("trace_marker", t).unwrap();
+    }
+    let mut got = Vec::new();
+    for cpu in 0..utracefs::ncpu() {
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(i.p(&format!("per_cpu/cpu{cpu}/trace_pipe_raw")))
+            .unwrap();
+        loop {
+            let mut page = vec![0u8; 4096];
+            match f.read(&mut page) {
+                Ok(4096) => got.extend(decode_page(&header_page, &page)),
+                Ok(n) => panic!("a short page of {n} bytes"),
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+    got.sort_by_key(|r| r.0);
+    assert_eq!(got.len(), texts.len());
+    for ((_, rec), text) in got.iter().zip(&texts) {
+        assert_eq!(u16::from_le_bytes([rec[0], rec[1]]), print_id);
+        assert_eq!(i32::from_le_bytes(rec[4..8].try_into().unwrap()), gettid());
+        // `buf` at offset 16 (format of ftrace/print), newline supplied, NUL-terminated.
+        let buf = &rec[16..];
+        let end = buf.iter().position(|b| *b == 0).unwrap();
+        assert_eq!(&buf[..end], format!("{text}\n").as_bytes());
+    }
+    assert!(records(&i.r("trace")).is_empty(), "raw reads consume");
+}
+
+/// trace-cmd (libtracefs) insists on a mount of type `tracefs`: in a private mount namespace
+/// the kernel's tracefs is mounted at /sys/kernel/tracing and the daemon on top of it (the
+/// "underlay" recipe of ecosystem-tools.md §3.2); `trace-cmd record` then reads our
+/// `trace_pipe_raw` pages and `trace-cmd report` decodes them.
+#[test]
+fn trace_cmd_records_and_reports_from_the_mount() {
+    let which = std::process::Command::new("sh")
+        .args(["-c", "command -v trace-cmd"])
+        .output()
+        .unwrap();
+    assert!(
+        which.status.success(),
+        "trace-cmd is not installed (.ci/run installs it)"
+    );
+    let dir = TempDir::new("tcmd");
+    let dat = dir.path().join("out.dat");
+    let script = format!(
+        r#"set -e
+for m in $(awk '$3=="tracefs"||$3=="debugfs"{{print $2}}' /proc/mounts | sort -r); do umount -l "$m"; done
+mount -t tracefs nodev /sys/kernel/tracing
+# trace-cmd writes kernel.ftrace_enabled: give it a scratch file, and /proc/sys and /sys
+# read-only otherwise, so nothing outside this namespace changes.
+mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys
+echo 1 > {dir}/ftrace_enabled && mount --bind {dir}/ftrace_enabled /proc/sys/kernel/ftrace_enabled
+{bin} -o over /sys/kernel/tracing 2>{dir}/daemon.log &
+for n in $(seq 200); do grep -q ' /sys/kernel/tracing fuse.tracefs ' /proc/mounts && break; sleep 0.05; done
+cd {dir}
+trace-cmd record -q -e sched:sched_process_exec -o {dat} \
+    sh -c 'echo hello-from-trace-cmd > /sys/kernel/tracing/trace_marker; /bin/true' >/dev/null
+umount /sys/kernel/tracing
+trace-cmd report -i {dat}
+"#,
+        bin = env!("CARGO_BIN_EXE_utracefs"),
+        dir = dir.path().display(),
+        dat = dat.display(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&out.stderr) + "\ndaemon log:\n" + log.as_str();
+    assert!(
+        out.status.success(),
+        "trace-cmd failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("tracing_mark_write: hello-from-trace-cmd"),
+        "report:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("sched_process_exec:") && stdout.contains("filename=/bin/true"),
+        "report:\n{stdout}\n{stderr}"
+    );
+}

@@ -168,31 +168,32 @@ pub fn mount(path: &Path, opts: &MountOptions) -> Result<OwnedFd, String> {
     Ok(fuse)
 }
 
-/// FUSE's `statfs` magic.
-const FUSE_SUPER_MAGIC: libc::c_long = 0x6573_5546;
-
-/// Is the file system on top at `path` a FUSE one (ours)? With `-o over` something else lies
-/// below it, which must never be unmounted in our place.
-fn fuse_on_top(target: &CString) -> bool {
-    // SAFETY: statfs writes into the struct we pass; the path is a valid C string. statfs is
-    // a plain system call, so the watchdog child may use it.
-    unsafe {
-        let mut st: libc::statfs = std::mem::zeroed();
-        libc::statfs(target.as_ptr(), &mut st) == 0 && st.f_type == FUSE_SUPER_MAGIC
-    }
+/// The type of the file system mounted on top at `path` (canonical), from
+/// /proc/self/mountinfo (later lines are mounted over earlier ones). Asks no file system, so
+/// it cannot hang on a FUSE mount whose daemon is gone.
+fn top_fstype(path: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = escape_mountinfo(path);
+    info.lines()
+        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        .last()
+        .and_then(|l| l.split(" - ").nth(1))
+        .and_then(|t| t.split(' ').next())
+        .map(str::to_string)
 }
 
-/// Is a FUSE file system (this daemon's, the caller knows) mounted on top at `path`?
+/// Is this daemon's kind of mount on top at `path`? With `-o over` something else lies below
+/// it, which must never be unmounted in our place.
 pub fn is_mounted(path: &Path) -> bool {
-    cstr(path).is_ok_and(|t| is_mount_point(path) && fuse_on_top(&t))
+    top_fstype(path).as_deref() == Some("fuse.tracefs")
 }
 
 /// Unmounts `path`, lazily if it is busy; nothing if no FUSE mount is on top there.
 pub fn unmount(path: &Path) -> std::io::Result<()> {
-    let target = cstr(path).map_err(std::io::Error::other)?;
-    if !fuse_on_top(&target) {
+    if !is_mounted(path) {
         return Ok(());
     }
+    let target = cstr(path).map_err(std::io::Error::other)?;
     // SAFETY: valid C string.
     if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {
         return Ok(());
@@ -215,13 +216,14 @@ impl Watchdog {
     /// any thread is started (it forks).
     pub fn start(path: &Path) -> Result<Watchdog, String> {
         let target = cstr(path)?;
+        let path = path.to_path_buf();
         let mut fds = [0; 2];
         // SAFETY: pipe2 writes two fds into the array.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return Err(format!("pipe: {}", std::io::Error::last_os_error()));
         }
-        // SAFETY: the process is single-threaded here; the child only calls async-signal-safe
-        // functions and then _exit.
+        // SAFETY: the process is single-threaded here, so the child may use the whole standard
+        // library (no lock can be held by another thread); it ends with _exit.
         match unsafe { libc::fork() } {
             -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
             0 => unsafe {
@@ -238,7 +240,7 @@ impl Watchdog {
                     }
                 };
                 // EOF without the "clean" byte: the daemon died with the mount in place.
-                if n == 0 && fuse_on_top(&target) {
+                if n == 0 && is_mounted(&path) {
                     libc::umount2(target.as_ptr(), libc::MNT_DETACH);
                 }
                 libc::_exit(0)

@@ -315,7 +315,7 @@ fn valid_catalog_file_is_served() {
     );
     assert_eq!(
         list(&m.p("events/mysys/alpha")),
-        ["enable", "filter", "trigger", "format", "id"]
+        ["enable", "filter", "trigger", "format", "id", "inject"]
     );
     assert_eq!(list(&m.p("events/ftrace/rawthing")), ["format"]);
     let subs: std::collections::BTreeSet<String> =

@@ -38,7 +38,7 @@ fn synthetic_event_lifecycle() {
         names.sort();
         assert_eq!(
             names,
-            ["enable", "filter", "format", "id", "trigger"],
+            ["enable", "filter", "format", "id", "inject", "trigger"],
             "in {root:?}"
         );
     }

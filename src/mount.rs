@@ -175,8 +175,8 @@ fn top_fstype(path: &Path) -> Option<String> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     let want = escape_mountinfo(path);
     info.lines()
-        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
-        .last()
+        .rev()
+        .find(|l| l.split(' ').nth(4) == Some(want.as_str()))
         .and_then(|l| l.split(" - ").nth(1))
         .and_then(|t| t.split(' ').next())
         .map(str::to_string)

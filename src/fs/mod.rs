@@ -101,9 +101,6 @@ struct Handle {
     snapshot: Mutex<Option<Arc<Vec<u8>>>>,
     /// A consuming read's output not yet handed out (the rest of a line or a raw page).
     pending: Mutex<Vec<u8>>,
-    /// Set by `ioctl(fd, 0)`: the next (or current) blocked read returns 0 bytes, as the
-    /// kernel's ring-buffer files do to let a recorder stop its readers (trace-cmd).
-    kicked: std::sync::atomic::AtomicBool,
 }
 
 /// The filesystem handed to the FUSE session; a cheap handle on [`Core`], which the stats
@@ -366,9 +363,6 @@ impl waiters::PipeSource for Core {
             return Some(Err(Errno::ENODEV));
         }
         let mut pending = h.pending.lock();
-        if pending.is_empty() && h.kicked.swap(false, Ordering::Relaxed) {
-            return Some(Ok(Vec::new()));
-        }
         if pending.is_empty() {
             *pending = files::read_pipe(&self.reg, &h.ta, &h.file, size as usize)?;
         }
@@ -379,10 +373,7 @@ impl waiters::PipeSource for Core {
     fn readable(&self, fh: u64) -> bool {
         // A handle that went away is "ready": its poller learns so on its next poll.
         self.handles.get(&fh).is_none_or(|h| {
-            !h.pending.lock().is_empty()
-                || !h.ta.is_alive()
-                || h.kicked.load(Ordering::Relaxed)
-                || files::pipe_ready(&h.ta, &h.file)
+            !h.pending.lock().is_empty() || !h.ta.is_alive() || files::pipe_ready(&h.ta, &h.file)
         })
     }
 }
@@ -666,7 +657,6 @@ impl Filesystem for TraceFs {
                 pins,
                 snapshot: Mutex::new(None),
                 pending: Mutex::new(Vec::new()),
-                kicked: Default::default(),
             },
         );
         if pending_removed.is_empty() {
@@ -928,9 +918,8 @@ impl Filesystem for TraceFs {
         let _busy = self.in_flight();
         match self.handles.get(&fh.0) {
             Some(h) if h.file.is_pipe() && cmd == 0 => {
-                h.kicked.store(true, Ordering::Relaxed);
                 drop(h);
-                self.waiters.wake();
+                self.waiters.kick(fh.0);
                 reply.ioctl(0, &[]);
             }
             Some(_) => reply.error(self.fail("ioctl", Errno::ENOTTY)),

@@ -45,6 +45,10 @@ struct Parked {
     polls: Vec<ParkedPoll>,
     /// Data arrived (or something was parked) since the last pass.
     dirty: bool,
+    /// A pass holds the parked reads outside the lock.
+    in_pass: bool,
+    /// Handles kicked during a pass: their reads end when the pass puts them back.
+    kicked: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -102,6 +106,27 @@ impl Waiters {
         self.wake.notify_one();
     }
 
+    /// Ends the reads blocked on handle `fh` with 0 bytes (`ioctl(fd, 0)`: a recorder stopping
+    /// its readers). Reads not blocked at this moment are not affected.
+    pub fn kick(&self, fh: u64) {
+        let kicked: Vec<ParkedRead> = {
+            let mut p = self.parked.lock();
+            let (kicked, keep) = std::mem::take(&mut p.reads)
+                .into_iter()
+                .partition(|r| r.fh == fh);
+            p.reads = keep;
+            if p.in_pass {
+                p.kicked.push(fh);
+            }
+            self.count
+                .store(p.reads.len() + p.polls.len(), Ordering::Relaxed);
+            kicked
+        };
+        for r in kicked {
+            r.reply.data(&[]);
+        }
+    }
+
     /// Blocked reads right now.
     pub fn blocked_reads(&self) -> usize {
         self.parked.lock().reads.len()
@@ -124,9 +149,17 @@ impl Waiters {
             let data = std::mem::take(&mut parked.dirty);
             let reads = std::mem::take(&mut parked.reads);
             let polls = std::mem::take(&mut parked.polls);
+            parked.in_pass = true;
             drop(parked);
             let (reads, polls) = pass(&*source, reads, polls, data);
             parked = self.parked.lock();
+            parked.in_pass = false;
+            let kicked = std::mem::take(&mut parked.kicked);
+            let (ended, reads): (Vec<_>, Vec<_>) =
+                reads.into_iter().partition(|r| kicked.contains(&r.fh));
+            for r in ended {
+                r.reply.data(&[]);
+            }
             parked.reads.extend(reads);
             parked.polls.extend(polls);
             let n = parked.reads.len() + parked.polls.len();

@@ -675,3 +675,32 @@ trace-cmd report -i {dat}
         "report:\n{stdout}\n{stderr}"
     );
 }
+
+/// `ioctl(fd, 0)` on a ring-buffer file ends the read blocked on it with 0 bytes (how
+/// trace-cmd stops its readers), and leaves later reads alone.
+#[test]
+fn ioctl_zero_releases_a_blocked_raw_reader() {
+    let i = Inst::new();
+    let f = std::fs::File::open(i.p("per_cpu/cpu0/trace_pipe_raw")).unwrap();
+    let fd = f.as_raw_fd();
+    let reader = std::thread::spawn(move || {
+        let mut f = f;
+        let mut page = vec![0u8; 4096];
+        let n = f.read(&mut page);
+        (f, n.map_err(|e| e.raw_os_error()))
+    });
+    eventually("the raw reader to block", || {
+        i.m.stats().get("blocked_readers") == Some(&1)
+    });
+    // SAFETY: fd stays open in the reader thread until it returns.
+    assert_eq!(unsafe { libc::ioctl(fd, 0) }, 0);
+    let (_f, n) = reader.join().unwrap();
+    assert_eq!(n, Ok(0));
+    let trace = std::fs::File::open(i.p("trace")).unwrap();
+    // SAFETY: a valid fd; tracefs text files have no ioctls.
+    assert_eq!(unsafe { libc::ioctl(trace.as_raw_fd(), 0) }, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ENOTTY)
+    );
+}

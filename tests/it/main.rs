@@ -6,6 +6,7 @@ mod conformance;
 mod differential;
 mod dynamic;
 mod filters;
+mod history;
 mod instances;
 mod tree;
 mod triggers;

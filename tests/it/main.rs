@@ -8,5 +8,6 @@ mod dynamic;
 mod filters;
 mod history;
 mod instances;
+mod reliability;
 mod tree;
 mod triggers;

@@ -77,6 +77,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// The longest name a tracefs directory entry may have.
+const NAME_MAX: usize = 255;
+
 /// The counter of notifications sent lives for the whole process (the notifier thread holds it).
 pub static NOTIFICATIONS_SENT: AtomicU64 = AtomicU64::new(0);
 
@@ -336,14 +339,20 @@ writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotificati
         out
     }
 
-    /// The directory behind `ino`, for readdir: its trace array must still exist (reading a
-    /// directory of a removed instance gives EINVAL, §4.5).
-    fn dir_of(&self, ino: INodeNo) -> Result<(Arc<TraceArray>, Entry, Times), Errno> {
+    /// The directory behind `ino`, for a readdir from `offset`, and whether its trace array
+    /// still exists. A directory of a removed instance still lists `.` and `..`; reading past
+    /// them gives EINVAL (§4.5, as the kernel's `dcache_readdir` then eventfs do).
+    fn dir_of(
+        &self,
+        ino: INodeNo,
+        offset: u64,
+    ) -> Result<(Arc<TraceArray>, Entry, Times, bool), Errno> {
         match self.resolve(ino) {
             Some((ta, dir, times)) if dir.is_dir() => {
                 let (ta, dir) = dir.contents(ta);
-                if ta.is_alive() {
-                    Ok((ta, dir, times))
+                let alive = ta.is_alive();
+                if alive || offset < 2 {
+                    Ok((ta, dir, times, alive))
                 } else {
                     Err(Errno::EINVAL)
                 }
@@ -401,6 +410,10 @@ impl Filesystem for TraceFs {
         };
         let (ta, dir) = dir.contents(ta);
         // Lock order: the trace array's life, then the directory.
+        // tracefs answers names longer than NAME_MAX with ENAMETOOLONG (simple_lookup).
+        if name.len() > NAME_MAX {
+            return reply.error(self.fail("lookup", Errno::ENAMETOOLONG));
+        }
         let life = ta.life.read();
         let name = name.to_str().filter(|_| *life == Life::Alive);
         let Some(name) = name else {
@@ -520,6 +533,9 @@ impl Filesystem for TraceFs {
             Some((_, Entry::InstancesDir, _)) => {}
             Some(_) => return reply.error(self.fail("mkdir", Errno::EPERM)),
             None => return reply.error(self.fail("mkdir", Errno::ESTALE)),
+        }
+        if name.len() > NAME_MAX {
+            return reply.error(self.fail("mkdir", Errno::ENAMETOOLONG));
         }
         let Some(name) = name.to_str() else {
             return reply.error(self.fail("mkdir", Errno::EINVAL));
@@ -811,7 +827,7 @@ impl Filesystem for TraceFs {
     ) {
         let _busy = self.in_flight();
         self.counters.readdirs.fetch_add(1, Ordering::Relaxed);
-        let (ta, dir, _) = match self.dir_of(ino) {
+        let (ta, dir, _, alive) = match self.dir_of(ino, offset) {
             Ok(d) => d,
             Err(e) => return reply.error(self.fail("readdir", e)),
         };
@@ -823,6 +839,9 @@ impl Filesystem for TraceFs {
             return reply.ok();
         }
         if offset < 2 && reply.add(INodeNo(parent), 2, FileType::Directory, "..") {
+            return reply.ok();
+        }
+        if !alive {
             return reply.ok();
         }
         for l in guard.list(&self.reg, &ta, &dir, offset) {
@@ -843,7 +862,7 @@ impl Filesystem for TraceFs {
     ) {
         let _busy = self.in_flight();
         self.counters.readdirs.fetch_add(1, Ordering::Relaxed);
-        let (ta, dir, times) = match self.dir_of(ino) {
+        let (ta, dir, times, alive) = match self.dir_of(ino, offset) {
             Ok(d) => d,
             Err(e) => return reply.error(self.fail("readdirplus", e)),
         };
@@ -858,6 +877,9 @@ impl Filesystem for TraceFs {
             return reply.ok();
         }
         if offset < 2 && reply.add(dotdot.ino, 2, "..", &self.ttl, &dotdot, Generation(0)) {
+            return reply.ok();
+        }
+        if !alive {
             return reply.ok();
         }
         for l in guard.list(&self.reg, &ta, &dir, offset) {

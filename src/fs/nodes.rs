@@ -136,7 +136,13 @@ impl Nodes {
 
     /// Live nodes split into (directories, files).
     pub fn count_by_kind(&self) -> (usize, usize) {
-        let dirs = self.map.iter().filter(|n| n.entry.is_dir()).count();
-        (dirs, self.map.len() - dirs)
+        // One pass: the map changes under us (FORGET), so two counts could disagree.
+        self.map.iter().fold((0, 0), |(d, f), n| {
+            if n.entry.is_dir() {
+                (d + 1, f)
+            } else {
+                (d, f + 1)
+            }
+        })
     }
 }

@@ -199,6 +199,19 @@ impl Drop for Mount {
     }
 }
 
+/// How long a bounded concurrency test runs: `default`, or `UTRACEFS_SOAK_SECS` seconds when
+/// that variable is set (an opt-in soak; see README "Reliability suite and soaks").
+pub fn soak_or(default: Duration) -> Duration {
+    match std::env::var("UTRACEFS_SOAK_SECS") {
+        Ok(v) => Duration::from_secs(
+            v.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("UTRACEFS_SOAK_SECS={v:?}: not a number of seconds")),
+        ),
+        Err(_) => default,
+    }
+}
+
 /// Writes `data` with one write(2) on a fresh fd opened with `flags` (e.g. libc::O_WRONLY or
 /// libc::O_WRONLY | libc::O_TRUNC). Returns the byte count or the errno.
 pub fn write_raw(path: &Path, data: &[u8], flags: i32) -> Result<usize, i32> {

@@ -7,6 +7,8 @@ mod datapath;
 mod differential;
 mod dynamic;
 mod filters;
+mod history;
 mod instances;
+mod reliability;
 mod tree;
 mod triggers;

@@ -68,12 +68,13 @@ pub const ERROR_KINDS: [(i32, &str); 10] = [
     (libc::EAGAIN, "eagain"),
 ];
 
-/// Counts one request as in flight until dropped.
-struct InFlight<'a>(&'a AtomicU64);
+/// Counts one request as in flight until dropped, then logs it (debug level).
+struct InFlight<'a>(&'a AtomicU64, &'static str);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(op = self.1, "handled");
     }
 }
 
@@ -293,9 +294,11 @@ impl Core {
         e
     }
 
-    fn in_flight(&self) -> InFlight<'_> {
+    /// Counts request `op` in flight until the guard drops, which logs it at debug level
+    /// (a failed one has logged its errno through [`Core::fail`] already).
+    fn in_flight(&self, op: &'static str) -> InFlight<'_> {
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(&self.counters.in_flight)
+        InFlight(&self.counters.in_flight, op)
     }
 
     /// The daemon's counters as `key value` lines.
@@ -403,7 +406,7 @@ impl Filesystem for TraceFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("lookup");
         self.counters.lookups.fetch_add(1, Ordering::Relaxed);
         let Some((ta, dir, _)) = self.resolve(parent) else {
             return reply.error(self.fail("lookup", Errno::ESTALE));
@@ -445,7 +448,7 @@ impl Filesystem for TraceFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("getattr");
         match self.resolve(ino) {
             Some((ta, entry, times)) => reply.attr(&self.ttl, &self.attr(&ta, &entry, times)),
             None => reply.error(self.fail("getattr", Errno::ESTALE)),
@@ -470,7 +473,7 @@ impl Filesystem for TraceFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("setattr");
         let Some((ta, entry, _)) = self.resolve(ino) else {
             return reply.error(self.fail("setattr", Errno::ESTALE));
         };
@@ -517,7 +520,7 @@ impl Filesystem for TraceFs {
         _: u32,
         reply: ReplyEntry,
     ) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("mknod");
         // The VFS turns mknod of a regular file into create, which tracefs refuses with EACCES.
         if mode & libc::S_IFMT == libc::S_IFREG {
             reply.error(self.fail("mknod", Errno::EACCES))
@@ -528,7 +531,7 @@ impl Filesystem for TraceFs {
 
     /// Only `instances/` accepts mkdir (a new instance); everywhere else EPERM (§1, §11).
     fn mkdir(&self, _: &Request, parent: INodeNo, name: &OsStr, _: u32, _: u32, reply: ReplyEntry) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("mkdir");
         match self.resolve(parent) {
             Some((_, Entry::InstancesDir, _)) => {}
             Some(_) => return reply.error(self.fail("mkdir", Errno::EPERM)),
@@ -557,7 +560,7 @@ impl Filesystem for TraceFs {
 
     /// Only instances can be removed; the kernel drops the directory's dentry itself.
     fn rmdir(&self, _: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("rmdir");
         match self.resolve(parent) {
             Some((_, Entry::InstancesDir, _)) => {}
             Some(_) => return reply.error(self.fail("rmdir", Errno::EPERM)),
@@ -611,7 +614,7 @@ impl Filesystem for TraceFs {
         _: i32,
         reply: ReplyCreate,
     ) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("create");
         let alive = self
             .resolve(parent)
             .is_some_and(|(ta, dir, _)| dir.contents(ta).0.is_alive());
@@ -619,7 +622,7 @@ impl Filesystem for TraceFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("open");
         self.counters.opens.fetch_add(1, Ordering::Relaxed);
         let Some((ta, entry, _)) = self.resolve(ino) else {
             return reply.error(self.fail("open", Errno::ESTALE));
@@ -694,7 +697,7 @@ impl Filesystem for TraceFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("read");
         self.counters.reads.fetch_add(1, Ordering::Relaxed);
         let Some(h) = self.handles.get(&fh.0) else {
             return reply.error(self.fail("read", Errno::EBADF));
@@ -758,7 +761,7 @@ impl Filesystem for TraceFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("write");
         self.counters.writes.fetch_add(1, Ordering::Relaxed);
         let Some(h) = self.handles.get(&fh.0) else {
             return reply.error(self.fail("write", Errno::EBADF));
@@ -809,7 +812,7 @@ impl Filesystem for TraceFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("opendir");
         match self.resolve(ino) {
             Some((_, e, _)) if e.is_dir() => reply.opened(FileHandle(0), FopenFlags::empty()),
             Some(_) => reply.error(self.fail("opendir", Errno::ENOTDIR)),
@@ -825,7 +828,7 @@ impl Filesystem for TraceFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("readdir");
         self.counters.readdirs.fetch_add(1, Ordering::Relaxed);
         let (ta, dir, _, alive) = match self.dir_of(ino, offset) {
             Ok(d) => d,
@@ -860,7 +863,7 @@ impl Filesystem for TraceFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("readdirplus");
         self.counters.readdirs.fetch_add(1, Ordering::Relaxed);
         let (ta, dir, times, alive) = match self.dir_of(ino, offset) {
             Ok(d) => d,
@@ -906,7 +909,7 @@ impl Filesystem for TraceFs {
         reply: fuser::ReplyPoll,
     ) {
         use fuser::PollEvents as P;
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("poll");
         let Some(h) = self.handles.get(&fh.0) else {
             return reply.error(self.fail("poll", Errno::EBADF));
         };
@@ -937,7 +940,7 @@ impl Filesystem for TraceFs {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
-        let _busy = self.in_flight();
+        let _busy = self.in_flight("ioctl");
         match self.handles.get(&fh.0) {
             Some(h) if h.file.is_pipe() && cmd == 0 => {
                 drop(h);

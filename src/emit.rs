@@ -69,10 +69,14 @@ const MARKER_MAX: usize = 4054;
 pub fn mark_write_ip() -> u64 {
     static IP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     *IP.get_or_init(|| {
-        let Ok(syms) = std::fs::read_to_string("/proc/kallsyms") else {
+        use std::io::BufRead;
+        // Streamed: the file is megabytes, and a daemon keeps what it once allocated.
+        let Ok(f) = std::fs::File::open("/proc/kallsyms") else {
             return 0;
         };
-        syms.lines()
+        std::io::BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
             .find_map(|l| {
                 let mut it = l.split_whitespace();
                 let (addr, _, name) = (it.next()?, it.next()?, it.next()?);

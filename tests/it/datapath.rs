@@ -472,7 +472,9 @@ fn process_connector_records_fork_exec_exit() {
         i.w(&format!("events/sched/{e}/enable"), "1").unwrap();
     }
     let child = std::process::Command::new("/bin/sh")
-        .args(["-c", "/bin/true; exit 0"])
+        // The exec'd program lives a moment, so its argv is still there to name it when the
+        // connector's message is handled (a task gone by then is named by its comm only).
+        .args(["-c", "/bin/sleep 0.3; exit 0"])
         .spawn()
         .unwrap();
     let sh = child.id();
@@ -481,7 +483,7 @@ fn process_connector_records_fork_exec_exit() {
     let mut trace = String::new();
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(trace.contains(&format!("child_pid={sh}\n"))
-        && trace.contains("sched_process_exec: filename=/bin/true ")
+        && trace.contains("sched_process_exec: filename=/bin/sleep ")
         && trace.contains(&format!("sched_process_exit: comm=sh pid={sh} ")))
     {
         assert!(

@@ -649,7 +649,7 @@ echo 1 > {dir}/ftrace_enabled && mount --bind {dir}/ftrace_enabled /proc/sys/ker
 for n in $(seq 200); do grep -q ' /sys/kernel/tracing fuse.tracefs ' /proc/mounts && break; sleep 0.05; done
 cd {dir}
 trace-cmd record -q -e sched:sched_process_exec -o {dat} \
-    sh -c 'echo hello-from-trace-cmd > /sys/kernel/tracing/trace_marker; /bin/true' >/dev/null
+    sh -c 'echo hello-from-trace-cmd > /sys/kernel/tracing/trace_marker; /bin/sleep 0.2' >/dev/null
 umount /sys/kernel/tracing
 trace-cmd report -i {dat}
 "#,
@@ -673,7 +673,7 @@ trace-cmd report -i {dat}
         "report:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("sched_process_exec:") && stdout.contains("filename=/bin/true"),
+        stdout.contains("sched_process_exec:") && stdout.contains("filename=/bin/sleep"),
         "report:\n{stdout}\n{stderr}"
     );
 }

@@ -16,10 +16,27 @@ pub struct TraceBuffer {
     cpus: Vec<CpuBuffer>,
 }
 
-/// How timestamps print: seconds.microseconds, or a raw count for non-ns clocks.
-#[derive(Clone, Copy)]
+/// What the trace options ask of the text (`options/*`, `trace_clock`).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct TextOpts {
+    /// Timestamps as seconds.microseconds (false: a raw count, for non-ns clocks).
     pub ns: bool,
+    /// `record-tgid`: a TGID column.
+    pub tgid: bool,
+    /// `irq-info`: the five latency columns.
+    pub irq_info: bool,
+    /// `context-info`: task, CPU and time before each event (and the column header).
+    pub context_info: bool,
+    /// `raw` / `hex`: the kernel's raw and hex record formats instead of the rendered text.
+    pub mode: TextMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TextMode {
+    #[default]
+    Text,
+    Raw,
+    Hex,
 }
 
 impl TraceBuffer {
@@ -85,7 +102,7 @@ impl TraceBuffer {
     /// The `trace` file (or `per_cpu/cpuN/trace` for `Some(n)`): header and every record.
     pub fn trace_text(&self, reg: &Registry, cpu: Option<usize>, opts: TextOpts) -> String {
         let (entries, written) = self.totals();
-        let mut out = header(entries, written, self.cpus.len());
+        let mut out = header(entries, written, self.cpus.len(), opts);
         let mut iters: Vec<_> = self
             .cpus
             .iter()
@@ -156,39 +173,88 @@ impl TraceBuffer {
     }
 }
 
-/// The `trace` header of the nop tracer (§10.1).
-pub fn header(entries: u64, written: u64, ncpu: usize) -> String {
-    format!(
-        "# tracer: nop\n#\n# entries-in-buffer/entries-written: {entries}/{written}   #P:{ncpu}\n#\n\
-#                                _-----=> irqs-off/BH-disabled\n\
-#                               / _----=> need-resched\n\
-#                              | / _---=> hardirq/softirq\n\
-#                              || / _--=> preempt-depth\n\
-#                              ||| / _-=> migrate-disable\n\
-#                              |||| /     delay\n\
-#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION\n\
-#              | |         |   |||||     |         |\n"
-    )
+/// The `trace` header of the nop tracer (§10.1; `print_func_help_header[_irq]`), as the
+/// kernel shows it for each combination of `context-info`, `irq-info` and `record-tgid`.
+pub fn header(entries: u64, written: u64, ncpu: usize, opts: TextOpts) -> String {
+    let mut out = String::from("# tracer: nop\n#\n");
+    if !opts.context_info {
+        return out;
+    }
+    let _ = write!(
+        out,
+        "# entries-in-buffer/entries-written: {entries}/{written}   #P:{ncpu}\n#\n"
+    );
+    // The TGID column widens everything to its right by ten.
+    let (pad, tgid_head, tgid_bar) = if opts.tgid {
+        ("          ", "    TGID  ", "      |   ")
+    } else {
+        ("", "", "")
+    };
+    if opts.irq_info {
+        for (spaces, text) in [
+            (32, "_-----=> irqs-off/BH-disabled"),
+            (31, "/ _----=> need-resched"),
+            (30, "| / _---=> hardirq/softirq"),
+            (30, "|| / _--=> preempt-depth"),
+            (30, "||| / _-=> migrate-disable"),
+            (30, "|||| /     delay"),
+        ] {
+            let width = spaces + pad.len();
+            let _ = writeln!(out, "#{:width$}{text}", "");
+        }
+        let _ = writeln!(
+            out,
+            "#           TASK-PID   {tgid_head}  CPU#  |||||  TIMESTAMP  FUNCTION"
+        );
+        let _ = writeln!(
+            out,
+            "#              | |     {tgid_bar}    |   |||||     |         |"
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "#           TASK-PID   {tgid_head}  CPU#     TIMESTAMP  FUNCTION"
+        );
+        let _ = writeln!(
+            out,
+            "#              | |     {tgid_bar}    |         |         |"
+        );
+    }
+    out
 }
 
-/// One record as a `trace` line (`print_trace_fmt`: context, then the event's output).
+/// One record as a `trace` line (`print_trace_fmt`: context, then the event's output; or the
+/// `raw`/`hex` formats of `print_raw_fmt`/`print_hex_fmt`).
 pub fn line(reg: &Registry, cpu: usize, ts: u64, rec: &[u8], opts: TextOpts, out: &mut String) {
     let b = |i: usize| rec.get(i).copied().unwrap_or(0);
     let type_id = u16::from_le_bytes([b(0), b(1)]);
     let pid = i32::from_le_bytes([b(4), b(5), b(6), b(7)]);
-    let mut comm = String::new();
-    reg.tasks.comm_of(pid, &mut comm);
-    let _ = write!(out, "{comm:>16}-{pid:<7} [{cpu:03}] ");
-    lat_flags(b(2), b(3), out);
-    if opts.ns {
-        let _ = write!(
-            out,
-            " {:5}.{:06}: ",
-            ts / 1_000_000_000,
-            ts % 1_000_000_000 / 1000
-        );
-    } else {
-        let _ = write!(out, " {ts:12}: ");
+    if opts.mode != TextMode::Text {
+        return raw_line(reg, cpu, ts, rec, opts, out);
+    }
+    if opts.context_info {
+        let mut comm = String::new();
+        reg.tasks.comm_of(pid, &mut comm);
+        let _ = write!(out, "{comm:>16}-{pid:<7} ");
+        if opts.tgid {
+            match reg.tasks.tgid(pid) {
+                Some(tgid) => {
+                    let _ = write!(out, "({tgid:7}) ");
+                }
+                None => out.push_str("(-------) "),
+            }
+        }
+        let _ = write!(out, "[{cpu:03}] ");
+        if opts.irq_info {
+            lat_flags(b(2), b(3), out);
+        }
+        if opts.ns {
+            // ns2usecs rounds to the nearest microsecond.
+            let us = ts.saturating_add(500) / 1000;
+            let _ = write!(out, " {:5}.{:06}: ", us / 1_000_000, us % 1_000_000);
+        } else {
+            let _ = write!(out, " {ts:12}: ");
+        }
     }
     let Some(ev) = reg.event_by_id(u32::from(type_id)) else {
         let _ = writeln!(out, "Unknown type {type_id}");
@@ -212,6 +278,38 @@ pub fn line(reg: &Registry, cpu: usize, ts: u64, rec: &[u8], opts: TextOpts, out
     // holds: one newline is supplied if missing, §10.1).
     fmt.render(rec, &crate::emit::symbolize, out);
     out.push('\n');
+}
+
+/// The `raw` and `hex` formats: context as numbers, then the event's raw output, which only
+/// ftrace's `print` has (`# <ip> <text>`); every other event prints `type: <id>`.
+fn raw_line(reg: &Registry, cpu: usize, ts: u64, rec: &[u8], opts: TextOpts, out: &mut String) {
+    let b = |i: usize| rec.get(i).copied().unwrap_or(0);
+    let type_id = u16::from_le_bytes([b(0), b(1)]);
+    let pid = i32::from_le_bytes([b(4), b(5), b(6), b(7)]);
+    if opts.context_info {
+        let _ = match opts.mode {
+            TextMode::Hex => write!(out, "{:08x} {cpu:08x} {ts:016x} ", pid as u32),
+            _ => write!(out, "{pid} {cpu} {ts} "),
+        };
+    }
+    let print = reg
+        .event_by_id(u32::from(type_id))
+        .filter(|e| e.def.system == "ftrace" && e.def.name == "print");
+    if opts.mode == TextMode::Raw && print.is_some() {
+        let ip = u64::from_le_bytes(std::array::from_fn(|i| b(8 + i)));
+        let text = rec.get(16..).unwrap_or_default();
+        let text = &text[..text.iter().position(|c| *c == 0).unwrap_or(text.len())];
+        let _ = write!(out, "# {ip:x} {}", String::from_utf8_lossy(text));
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    } else {
+        let _ = writeln!(out, "type: {type_id}");
+    }
+    // print_hex_fmt ends every record with a newline of its own.
+    if opts.mode == TextMode::Hex {
+        out.push('\n');
+    }
 }
 
 /// The five latency columns (`trace_print_lat_fmt`): irqs-off, need-resched, hard/softirq,

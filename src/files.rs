@@ -413,8 +413,20 @@ fn pid_lines(pids: &std::collections::BTreeSet<u32>) -> String {
 
 /// How `trace` text shows timestamps under the current clock.
 fn text_opts(st: &TaState) -> crate::buffer::TextOpts {
+    use crate::buffer::TextMode;
+    let on = |name| st.options[state::option_index(name)];
     crate::buffer::TextOpts {
         ns: state::clock_in_ns(st.trace_clock),
+        tgid: on("record-tgid"),
+        irq_info: on("irq-info"),
+        context_info: on("context-info"),
+        mode: if on("raw") {
+            TextMode::Raw
+        } else if on("hex") {
+            TextMode::Hex
+        } else {
+            TextMode::Text
+        },
     }
 }
 

@@ -706,3 +706,68 @@ fn ioctl_zero_releases_a_blocked_raw_reader() {
         Some(libc::ENOTTY)
     );
 }
+
+/// The `trace` header and line layout under `record-tgid`, `irq-info`, `context-info`, `raw`
+/// and `hex`, compared with a kernel instance doing the same.
+#[test]
+fn output_options_match_the_kernel() {
+    let i = Inst::new();
+    let k = KernelInst::new("opts");
+    let set = |opt: &str, v: &str| {
+        i.w(&format!("options/{opt}"), v).unwrap();
+        write_raw(
+            &k.p(&format!("options/{opt}")),
+            v.as_bytes(),
+            libc::O_WRONLY,
+        )
+        .unwrap();
+    };
+    for root in [&i.p("trace_marker"), &k.p("trace_marker")] {
+        write_raw(root, b"opt line", libc::O_WRONLY).unwrap();
+    }
+    let header = |t: &str| -> String {
+        t.lines()
+            .filter(|l| l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    // A record's line with the numbers (pid, CPU, time, tgid, ip) masked.
+    let mask = |t: &str| -> Vec<String> {
+        records(t)
+            .into_iter()
+            .map(|l| {
+                l.split(' ')
+                    .map(|w| {
+                        if w.chars().any(|c| c.is_ascii_digit()) && w != "line" {
+                            "N"
+                        } else {
+                            w
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let check = |what: &str| {
+        let (ours, theirs) = (i.r("trace"), read(&k.p("trace")));
+        assert_eq!(header(&ours), header(&theirs), "header with {what}");
+        assert_eq!(mask(&ours), mask(&theirs), "line with {what}");
+    };
+    check("defaults");
+    set("record-tgid", "1");
+    check("record-tgid");
+    set("irq-info", "0");
+    check("record-tgid, no irq-info");
+    set("record-tgid", "0");
+    check("no irq-info");
+    set("irq-info", "1");
+    set("context-info", "0");
+    check("no context-info");
+    set("context-info", "1");
+    set("raw", "1");
+    check("raw");
+    set("raw", "0");
+    set("hex", "1");
+    check("hex");
+}

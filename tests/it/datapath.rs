@@ -736,7 +736,9 @@ fn output_options_match_the_kernel() {
         records(t)
             .into_iter()
             .map(|l| {
-                l.split(' ')
+                // (The comm differs: the kernel's saved_cmdlines may know this tid.)
+                l.trim_start()
+                    .split(' ')
                     .map(|w| {
                         if w.chars().any(|c| c.is_ascii_digit()) && w != "line" {
                             "N"

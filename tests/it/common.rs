@@ -194,6 +194,12 @@ impl Drop for Mount {
             if !std::thread::panicking() {
                 assert!(st.success(), "utracefs exited with {st}: {}", self.log());
                 assert!(still.is_none(), "mount left behind after SIGTERM");
+            } else if !st.success() {
+                // The test failed and the daemon did not exit cleanly: show why.
+                let log = self.log();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                eprintln!("utracefs exited with {st}; the end of its log:\n{tail}");
             }
         }
     }

@@ -510,6 +510,55 @@ fn process_connector_records_fork_exec_exit() {
     assert!(task.ends_with(&format!("-{parent}")), "{fork}");
 }
 
+/// Forks a short-lived child, so the process connector reports a `sched_process_fork`.
+fn fork_one() {
+    let st = std::process::Command::new("/bin/true").status().unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn fork_triggers_fire_while_tracing_is_off() {
+    // ftracetest's trigger-traceonoff.tc: `traceon` on sched_process_fork, tracing off, a
+    // subshell forks, tracing must be on again. The kernel (6.18) fires a tracepoint's
+    // triggers whatever `tracing_on` says; those needing no record (no filter, no stacktrace)
+    // even for a task the pid lists filter out; conditional ones only for a task let through.
+    let i = Inst::new();
+    let fork = "events/sched/sched_process_fork";
+    i.w("tracing_on", "0").unwrap();
+    i.w(&format!("{fork}/trigger"), "traceon").unwrap();
+    assert_eq!(i.r(&format!("{fork}/enable")), "0*\n");
+    fork_one();
+    eventually("traceon on a fork", || i.r("tracing_on") == "1\n");
+    i.w(&format!("{fork}/trigger"), "!traceon").unwrap();
+
+    // Enabled, a pid filter nobody forks under: an unconditional trigger still fires.
+    i.w(&format!("{fork}/enable"), "1").unwrap();
+    i.w("set_event_pid", "999999").unwrap();
+    i.w(&format!("{fork}/trigger"), "traceoff").unwrap();
+    fork_one();
+    eventually("traceoff despite set_event_pid", || {
+        i.r("tracing_on") == "0\n"
+    });
+    i.w(&format!("{fork}/trigger"), "!traceoff").unwrap();
+
+    // A conditional trigger fires while tracing is off, but not for a filtered-out task.
+    i.w(&format!("{fork}/trigger"), "traceon if child_pid > 0")
+        .unwrap();
+    fork_one();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(i.r("tracing_on"), "0\n", "pid-filtered: no trigger");
+    i.w("set_event_pid", "").unwrap();
+    i.w("trace", "").unwrap();
+    fork_one();
+    eventually("conditional traceon on a fork", || {
+        i.r("tracing_on") == "1\n"
+    });
+    // The fork that switched tracing on is recorded.
+    eventually("a fork record", || {
+        i.r("trace").contains("sched_process_fork: comm=")
+    });
+}
+
 /// An independent reader of `trace_pipe_raw`, written from `events/header_page` and
 /// `events/header_event` as served (not from the daemon's code): returns (timestamp, payload)
 /// of every data record in one sub-buffer page.

@@ -151,6 +151,51 @@ fn marker_text_newlines_cap_and_errors() {
 }
 
 #[test]
+fn header_page_follows_the_sub_buffer_size() {
+    // ftracetest's ringbuffer_subbuf_size.tc: after `echo N > buffer_subbuf_size_kb` the
+    // trace array's `events/header_page` gives `N * 1024 - 16` data bytes, and a marker write
+    // still records at most 4054 bytes (compared with a kernel instance).
+    let i = Inst::new();
+    let k = KernelInst::new("subbuf");
+    let data_line = |hp: &str| -> String {
+        hp.lines()
+            .find(|l| l.contains(" data;"))
+            .unwrap_or_else(|| panic!("no data line: {hp}"))
+            .to_string()
+    };
+    for kb in ["8", "4", "32"] {
+        i.w("buffer_subbuf_size_kb", kb).unwrap();
+        write_raw(
+            &k.p("buffer_subbuf_size_kb"),
+            kb.as_bytes(),
+            libc::O_WRONLY | libc::O_TRUNC,
+        )
+        .unwrap();
+        let ours = i.r("events/header_page");
+        let want = format!(
+            "\tfield: char data;\toffset:16;\tsize:{};\tsigned:0;",
+            kb.parse::<usize>().unwrap() * 1024 - 16
+        );
+        assert_eq!(data_line(&ours), want, "kb {kb}");
+        // (One read: like the kernel's, the file answers EOF past its first read.)
+        let theirs = crate::tree::read_once(&k.p("events/header_page"));
+        assert_eq!(ours.as_bytes(), theirs, "kb {kb}");
+        assert_eq!(
+            i.w("trace_marker", vec![b'X'; 8176]),
+            write_raw(&k.p("trace_marker"), &[b'X'; 8176], libc::O_WRONLY),
+            "kb {kb}"
+        );
+    }
+    // The top level keeps its own size.
+    assert_eq!(
+        data_line(
+            &String::from_utf8(crate::tree::read_once(&i.m.p("events/header_page"))).unwrap()
+        ),
+        "\tfield: char data;\toffset:16;\tsize:4080;\tsigned:0;"
+    );
+}
+
+#[test]
 fn inject_renders_catalog_print_fmt() {
     let i = Inst::new();
     let rec = "prev_comm=\"a\" prev_pid=1 prev_prio=120 prev_state=1 \

@@ -253,21 +253,36 @@ pub fn commit(
     if source == Source::Tracepoint && !soft.is_enabled() {
         return false;
     }
-    if !st.tracing_on || ignores_pid(&st, w.pid) {
-        return false;
-    }
     let ctx = RecordContext {
         cpu: w.cpu as u32,
         comm: String::new(),
     };
-    let stack = fire_triggers(reg, &mut st, ev, rec, &ctx);
+    let tracepoint = source == Source::Tracepoint;
+    let was_on = st.tracing_on;
+    if !tracepoint && !was_on {
+        return false;
+    }
+    // A tracepoint's triggers fire whether tracing is on or not, so `traceon` works while it
+    // is off. Those that need no record (no `if` filter, no `stacktrace`) fire before the pid
+    // lists are looked at (the kernel's `trace_trigger_soft_disabled`), the others only for a
+    // task the pid lists let through. The record that fired them is written if tracing was on
+    // before or is on after (all checked on 6.18 with the process connector's fork events).
+    let early = tracepoint && !needs_record(&st, ev);
+    if early {
+        fire_triggers(reg, &mut st, ev, rec, &ctx);
+    }
+    if ignores_pid(&st, w.pid) {
+        return false;
+    }
+    let stack = !early && fire_triggers(reg, &mut st, ev, rec, &ctx);
+    if !(st.tracing_on || was_on) {
+        return false;
+    }
     let filtered = st
         .filters
         .get(&ev.serial)
         .and_then(|f| f.compiled.as_ref())
         .is_some_and(|f| !f.matches(rec, &ctx));
-    // A trigger may just have switched tracing off: the record that fired it is still
-    // written (the kernel checks `tracing_on` at reservation, before the triggers).
     let keep = source == Source::Marker || (!soft.is_soft_disabled() && !filtered);
     let overwrite = st.options[state::option_index("overwrite")];
     let save_comm = st.options[state::option_index("record-cmd")] && st.any_enabled();
@@ -299,6 +314,16 @@ pub fn commit(
         }
     }
     stored
+}
+
+/// Does any trigger of `ev` need the record (the kernel's `EVENT_FILE_FL_TRIGGER_COND`): one
+/// with an `if` filter, or a post-trigger (`stacktrace`)? Then all of them fire at commit.
+fn needs_record(st: &TaState, ev: &Event) -> bool {
+    st.events.get(&ev.serial).is_some_and(|e| {
+        e.triggers
+            .iter()
+            .any(|t| t.filter.is_some() || t.cmd == trigger::TriggerCmd::StackTrace)
+    })
 }
 
 /// `set_event_pid`/`set_event_notrace_pid` (§10.8): is the writing task filtered out?

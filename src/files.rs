@@ -245,7 +245,9 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
             let events = reg.all_events();
             summary(&ta.state.lock(), events.iter())
         }
-        File::Events(EventsFile::HeaderPage) => reg.header_page.to_string(),
+        File::Events(EventsFile::HeaderPage) => {
+            header_page(&reg.header_page, ta.state.lock().subbuf_bytes())
+        }
         File::Events(EventsFile::HeaderEvent) => reg.header_event.to_string(),
         File::System(_, SystemFile::Filter) => SYSTEM_FILTER_BANNER.into(),
         File::System(sys, SystemFile::Enable) => {
@@ -633,6 +635,31 @@ fn expand_buffer(ta: &TraceArray, st: &mut TaState) {
         st.buffer_kb = Some(vec![kb; ncpu]);
         resize_buffer(ta, st);
     }
+}
+
+/// `events/header_page` of a trace array whose sub-buffers are `subbuf` bytes: the kernel
+/// prints the `data` field's size from the trace array's own buffer (`8176` after `echo 8 >
+/// buffer_subbuf_size_kb`, verified on 6.18), so the catalog's line is rewritten to match.
+fn header_page(text: &str, subbuf: usize) -> String {
+    let num = |line: &str, key: &str| -> Option<(usize, usize)> {
+        let at = line.find(key)? + key.len();
+        let len = line[at..].find(';')?;
+        Some((at, at + len))
+    };
+    let mut out = String::with_capacity(text.len() + 4);
+    for line in text.split_inclusive('\n') {
+        if line.contains(" data;")
+            && let (Some((o0, o1)), Some((s0, s1))) = (num(line, "offset:"), num(line, "size:"))
+            && let Ok(offset) = line[o0..o1].parse::<usize>()
+        {
+            out.push_str(&line[..s0]);
+            out.push_str(&subbuf.saturating_sub(offset).to_string());
+            out.push_str(&line[s1..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
 }
 
 /// Makes the ring buffers follow `buffer_size_kb` and `buffer_subbuf_size_kb`.

@@ -151,6 +151,51 @@ fn marker_text_newlines_cap_and_errors() {
 }
 
 #[test]
+fn header_page_follows_the_sub_buffer_size() {
+    // ftracetest's ringbuffer_subbuf_size.tc: after `echo N > buffer_subbuf_size_kb` the
+    // trace array's `events/header_page` gives `N * 1024 - 16` data bytes, and a marker write
+    // still records at most 4054 bytes (compared with a kernel instance).
+    let i = Inst::new();
+    let k = KernelInst::new("subbuf");
+    let data_line = |hp: &str| -> String {
+        hp.lines()
+            .find(|l| l.contains(" data;"))
+            .unwrap_or_else(|| panic!("no data line: {hp}"))
+            .to_string()
+    };
+    for kb in ["8", "4", "32"] {
+        i.w("buffer_subbuf_size_kb", kb).unwrap();
+        write_raw(
+            &k.p("buffer_subbuf_size_kb"),
+            kb.as_bytes(),
+            libc::O_WRONLY | libc::O_TRUNC,
+        )
+        .unwrap();
+        let ours = i.r("events/header_page");
+        let want = format!(
+            "\tfield: char data;\toffset:16;\tsize:{};\tsigned:0;",
+            kb.parse::<usize>().unwrap() * 1024 - 16
+        );
+        assert_eq!(data_line(&ours), want, "kb {kb}");
+        // (One read: like the kernel's, the file answers EOF past its first read.)
+        let theirs = crate::tree::read_once(&k.p("events/header_page"));
+        assert_eq!(ours.as_bytes(), theirs, "kb {kb}");
+        assert_eq!(
+            i.w("trace_marker", vec![b'X'; 8176]),
+            write_raw(&k.p("trace_marker"), &[b'X'; 8176], libc::O_WRONLY),
+            "kb {kb}"
+        );
+    }
+    // The top level keeps its own size.
+    assert_eq!(
+        data_line(
+            &String::from_utf8(crate::tree::read_once(&i.m.p("events/header_page"))).unwrap()
+        ),
+        "\tfield: char data;\toffset:16;\tsize:4080;\tsigned:0;"
+    );
+}
+
+#[test]
 fn inject_renders_catalog_print_fmt() {
     let i = Inst::new();
     let rec = "prev_comm=\"a\" prev_pid=1 prev_prio=120 prev_state=1 \
@@ -508,6 +553,55 @@ fn process_connector_records_fork_exec_exit() {
         .next()
         .unwrap();
     assert!(task.ends_with(&format!("-{parent}")), "{fork}");
+}
+
+/// Forks a short-lived child, so the process connector reports a `sched_process_fork`.
+fn fork_one() {
+    let st = std::process::Command::new("/bin/true").status().unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn fork_triggers_fire_while_tracing_is_off() {
+    // ftracetest's trigger-traceonoff.tc: `traceon` on sched_process_fork, tracing off, a
+    // subshell forks, tracing must be on again. The kernel (6.18) fires a tracepoint's
+    // triggers whatever `tracing_on` says; those needing no record (no filter, no stacktrace)
+    // even for a task the pid lists filter out; conditional ones only for a task let through.
+    let i = Inst::new();
+    let fork = "events/sched/sched_process_fork";
+    i.w("tracing_on", "0").unwrap();
+    i.w(&format!("{fork}/trigger"), "traceon").unwrap();
+    assert_eq!(i.r(&format!("{fork}/enable")), "0*\n");
+    fork_one();
+    eventually("traceon on a fork", || i.r("tracing_on") == "1\n");
+    i.w(&format!("{fork}/trigger"), "!traceon").unwrap();
+
+    // Enabled, a pid filter nobody forks under: an unconditional trigger still fires.
+    i.w(&format!("{fork}/enable"), "1").unwrap();
+    i.w("set_event_pid", "999999").unwrap();
+    i.w(&format!("{fork}/trigger"), "traceoff").unwrap();
+    fork_one();
+    eventually("traceoff despite set_event_pid", || {
+        i.r("tracing_on") == "0\n"
+    });
+    i.w(&format!("{fork}/trigger"), "!traceoff").unwrap();
+
+    // A conditional trigger fires while tracing is off, but not for a filtered-out task.
+    i.w(&format!("{fork}/trigger"), "traceon if child_pid > 0")
+        .unwrap();
+    fork_one();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(i.r("tracing_on"), "0\n", "pid-filtered: no trigger");
+    i.w("set_event_pid", "").unwrap();
+    i.w("trace", "").unwrap();
+    fork_one();
+    eventually("conditional traceon on a fork", || {
+        i.r("tracing_on") == "1\n"
+    });
+    // The fork that switched tracing on is recorded.
+    eventually("a fork record", || {
+        i.r("trace").contains("sched_process_fork: comm=")
+    });
 }
 
 /// An independent reader of `trace_pipe_raw`, written from `events/header_page` and

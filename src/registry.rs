@@ -161,6 +161,10 @@ impl Event {
     }
 }
 
+fn name_key(system: &str, name: &str) -> String {
+    format!("{system}/{name}")
+}
+
 /// What an event's `format` says about its records.
 pub struct EventLayout {
     pub fields: crate::filter::Fields,
@@ -205,6 +209,10 @@ pub struct Registry {
     event_count: AtomicUsize,
     /// Events by type id, for rendering records (`common_type`).
     by_id: dashmap::DashMap<u32, Arc<Event>>,
+    /// Events by `system/name`, kept with the tree under its directory locks, so that
+    /// [`Registry::find_event`] takes no directory lock: it is called with a trace array's
+    /// state locked (trigger targets), which must never wait for a directory lock.
+    by_name: dashmap::DashMap<String, Arc<Event>>,
     /// pid → comm/tgid for every trace array's text output (`saved_cmdlines`).
     pub tasks: crate::tasks::Tasks,
     /// Called after records are committed (the filesystem wakes blocked readers and pollers).
@@ -242,6 +250,7 @@ impl Registry {
         }
         let mut systems: Children<System> = Children::new();
         let by_id = dashmap::DashMap::new();
+        let by_name = dashmap::DashMap::new();
         for (name, defs) in groups {
             // A subsystem offers enable/filter unless every event in it is ignore-enable.
             let internal = defs.iter().all(|d| d.files.ignore_enable());
@@ -267,6 +276,7 @@ impl Registry {
                     if let Some(id) = ev.def.id {
                         by_id.insert(id, ev.clone());
                     }
+                    by_name.insert(name_key(&ev.def.system, &ev.def.name), ev.clone());
                     events.push(ev);
                 }
             }
@@ -288,6 +298,7 @@ impl Registry {
             overrides: dashmap::DashMap::new(),
             event_count: AtomicUsize::new(event_count),
             by_id,
+            by_name,
             tasks: Default::default(),
             on_commit: OnceLock::new(),
         }
@@ -372,10 +383,9 @@ impl Registry {
         Ok(ta)
     }
 
-    /// The event `system:name`, if it exists.
+    /// The event `system:name`, if it exists. Takes no directory lock (see `by_name`).
     pub fn find_event(&self, system: &str, name: &str) -> Option<Arc<Event>> {
-        let sys = self.systems.read().get(system).cloned()?;
-        sys.events.read().get(name).cloned()
+        self.by_name.get(&name_key(system, name)).map(|e| e.clone())
     }
 
     /// Events created at run time, in creation order.
@@ -440,6 +450,8 @@ impl Registry {
         if let Some(id) = ev.def.id {
             self.by_id.insert(id, ev.clone());
         }
+        self.by_name
+            .insert(name_key(&ev.def.system, &ev.def.name), ev.clone());
         events.push(ev.clone());
         self.event_count.fetch_add(1, Ordering::Relaxed);
         Ok(ev)
@@ -465,6 +477,7 @@ impl Registry {
         if let Some(id) = ev.def.id {
             self.by_id.remove(&id);
         }
+        self.by_name.remove(&name_key(system, name));
         let system_removed = events.is_empty();
         if system_removed {
             events.removed = true;

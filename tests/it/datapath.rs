@@ -867,3 +867,65 @@ fn output_options_match_the_kernel() {
     set("hex", "1");
     check("hex");
 }
+
+/// Triggers that name other events fire while dynamic events are created and deleted: a
+/// trigger resolves its target with the trace array's state held, a delete holds the
+/// directory locks and then checks every state — the two must never wait for each other.
+#[test]
+fn triggers_firing_during_dynamic_event_churn_do_not_deadlock() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let i = Inst::new();
+    let ev = "events/sched/sched_process_exec";
+    i.w(
+        &format!("{ev}/trigger"),
+        "enable_event:sched:sched_process_fork",
+    )
+    .unwrap();
+    i.w(
+        &format!("{ev}/trigger"),
+        "disable_event:sched:sched_process_exit",
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (fired, churned) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let inject = i.p(&format!("{ev}/inject"));
+    let dynamic = i.m.p("dynamic_events");
+    let threads = vec![
+        {
+            let (stop, fired) = (stop.clone(), fired.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    write_raw(&inject, b"pid=1", libc::O_WRONLY).unwrap();
+                    fired.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        },
+        {
+            let (stop, churned) = (stop.clone(), churned.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let flags = libc::O_WRONLY | libc::O_APPEND;
+                    write_raw(&dynamic, b"s:dl_ev u64 x", flags).unwrap();
+                    write_raw(&dynamic, b"-:synthetic/dl_ev", flags).unwrap();
+                    churned.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        },
+    ];
+    // Both loops must keep going; a deadlock stops them (bounded liveness wait, not a speed
+    // check).
+    for _ in 0..3 {
+        let (f, c) = (
+            fired.load(Ordering::Relaxed),
+            churned.load(Ordering::Relaxed),
+        );
+        eventually("both loops to make progress", || {
+            fired.load(Ordering::Relaxed) > f + 20 && churned.load(Ordering::Relaxed) > c + 20
+        });
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+}

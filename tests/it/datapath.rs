@@ -929,3 +929,28 @@ fn triggers_firing_during_dynamic_event_churn_do_not_deadlock() {
         t.join().unwrap();
     }
 }
+
+/// `--no-proc-events` turns the process connector off: an enabled `sched_process_exec` sees
+/// nothing of a child the test runs (the same child is recorded with the source on, above).
+#[test]
+fn no_proc_events_flag_turns_the_source_off() {
+    let m = crate::common::Mount::new(&["--no-proc-events"]);
+    let enable = m.p("events/sched/sched_process_exec/enable");
+    write_raw(&enable, b"1", libc::O_WRONLY).unwrap();
+    let st = std::process::Command::new("/bin/sleep")
+        .arg("0.2")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The connector delivers within milliseconds when it is on; give it ample time.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(records(&read(&m.p("trace"))).is_empty());
+    // The mount works otherwise: an injected exec record shows.
+    write_raw(
+        &m.p("events/sched/sched_process_exec/inject"),
+        b"pid=7",
+        libc::O_WRONLY,
+    )
+    .unwrap();
+    assert_eq!(records(&read(&m.p("trace"))).len(), 1);
+}

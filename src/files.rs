@@ -480,6 +480,24 @@ pub fn pipe_ready(ta: &TraceArray, file: &File) -> bool {
     !ta.buffer.lock().is_empty(cpu)
 }
 
+/// Side effects of closing a file: closing `free_buffer` shrinks the ring buffers to their
+/// minimum (keeping the newest records) and, with `options/disable_on_free`, stops tracing
+/// (the kernel's `tracing_free_buffer_release`).
+pub fn release(ta: &TraceArray, file: &File) {
+    if !matches!(file, File::Top(TopFile::FreeBuffer)) {
+        return;
+    }
+    let mut st = ta.state.lock();
+    if st.options[state::option_index("disable_on_free")] {
+        st.tracing_on = false;
+    }
+    let ncpu = ta.buffer.lock().ncpu();
+    // A ring never has fewer than two sub-buffers (7 KiB with 4 KiB sub-buffers).
+    let min_kb = crate::ringbuf::kb_for_pages(2, st.subbuf_bytes());
+    st.buffer_kb = Some(vec![min_kb; ncpu]);
+    resize_buffer(ta, &st);
+}
+
 /// Side effects of opening with O_TRUNC (§3.4). Events it deletes are added to `removed`.
 pub fn open_truncate(
     reg: &Registry,

@@ -803,10 +803,13 @@ impl Filesystem for TraceFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        if let Some((_, h)) = self.handles.remove(&fh.0)
-            && h.pins
-        {
-            h.ta.busy.fetch_sub(1, Ordering::SeqCst);
+        if let Some((_, h)) = self.handles.remove(&fh.0) {
+            if h.ta.is_alive() {
+                files::release(&h.ta, &h.file);
+            }
+            if h.pins {
+                h.ta.busy.fetch_sub(1, Ordering::SeqCst);
+            }
         }
         reply.ok();
     }

@@ -954,3 +954,28 @@ fn no_proc_events_flag_turns_the_source_off() {
     .unwrap();
     assert_eq!(records(&read(&m.p("trace"))).len(), 1);
 }
+
+/// Closing `free_buffer` shrinks the rings to their minimum, keeping the newest record, and
+/// with `disable_on_free` stops tracing — as a kernel instance does.
+#[test]
+fn closing_free_buffer_shrinks_the_rings() {
+    let i = Inst::new();
+    let k = KernelInst::new("freebuf");
+    for (p, trace_on) in [(i.p(""), i.p("tracing_on")), (k.p(""), k.p("tracing_on"))] {
+        write_raw(&p.join("trace_marker"), b"kept", libc::O_WRONLY).unwrap();
+        write_raw(&p.join("free_buffer"), b"\n", libc::O_WRONLY).unwrap();
+        let trace = read(&p.join("trace"));
+        assert!(trace.contains("tracing_mark_write: kept"), "{trace}");
+        assert_eq!(read(&trace_on), "1\n");
+        write_raw(&p.join("options/disable_on_free"), b"1", libc::O_WRONLY).unwrap();
+        write_raw(&p.join("free_buffer"), b"\n", libc::O_WRONLY).unwrap();
+        assert_eq!(read(&trace_on), "0\n");
+    }
+    for f in [
+        "buffer_size_kb",
+        "buffer_total_size_kb",
+        "per_cpu/cpu0/buffer_size_kb",
+    ] {
+        assert_eq!(i.r(f), read(&k.p(f)), "{f}");
+    }
+}

@@ -143,62 +143,15 @@ struct Rec {
     data: Vec<u8>,
 }
 
-/// Decode one `trace_pipe_raw` sub-buffer page (see `header_page`/`header_event`).
+/// Decode one `trace_pipe_raw` sub-buffer page with the daemon's own decoder, which this run
+/// thereby checks against the kernel's pages (every record must meet its text line).
 fn decode_page(page: &[u8], out: &mut Vec<Rec>) {
-    let u32_at = |o: usize| {
-        page.get(o..o + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
-            .unwrap_or(0)
-    };
-    let u64_at = |o: usize| {
-        page.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-            .unwrap_or(0)
-    };
-    let mut ts = u64_at(0);
-    let len = (u64_at(8) & 0xfffff) as usize;
-    let end = (16 + len).min(page.len());
-    let mut o = 16;
-    while o + 4 <= end {
-        let h = u32_at(o);
-        let (tl, delta) = (h & 0x1f, u64::from(h >> 5));
-        match tl {
-            29 => {
-                if delta == 0 {
-                    break;
-                }
-                o += 4 + u32_at(o + 4) as usize;
-            }
-            30 => {
-                ts += (u64::from(u32_at(o + 4)) << 27) | delta;
-                o += 8;
-            }
-            31 => {
-                ts = (u64::from(u32_at(o + 4)) << 27) | delta;
-                o += 8;
-            }
-            0 => {
-                let l = u32_at(o + 4) as usize;
-                ts += delta;
-                if l < 4 {
-                    break;
-                }
-                out.push(Rec {
-                    ts,
-                    data: page[(o + 8).min(end)..(o + 4 + l).min(end)].to_vec(),
-                });
-                o += 4 + l;
-            }
-            n => {
-                ts += delta;
-                let l = n as usize * 4;
-                out.push(Rec {
-                    ts,
-                    data: page[(o + 4).min(end)..(o + 4 + l).min(end)].to_vec(),
-                });
-                o += 4 + l;
-            }
-        }
+    match utracefs::ringbuf::decode_page(page) {
+        Ok(recs) => out.extend(recs.into_iter().map(|(ts, r)| Rec {
+            ts,
+            data: page[r].to_vec(),
+        })),
+        Err(e) => eprintln!("undecodable page: {e:?}"),
     }
 }
 

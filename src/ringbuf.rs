@@ -561,17 +561,6 @@ impl CpuBuffer {
         })
     }
 
-    /// True when a page the writer has left is waiting: what a reader that
-    /// wants whole pages (splice, `full`) waits for.
-    pub fn has_full_page(&self) -> bool {
-        let reader_left = !self.tail_on_reader
-            && self
-                .reader
-                .as_ref()
-                .is_some_and(|r| self.read < r.data.len());
-        reader_left || self.ring.len() >= 2
-    }
-
     /// `ring_buffer_read_page`: consumes up to a page for `trace_pipe_raw`,
     /// returning a whole `subbuf_bytes` page (zero after the data). `len` is
     /// the reader's buffer size (a `read` of `count` bytes passes `count`);
@@ -873,7 +862,6 @@ mod tests {
             (s.entries, s.bytes, s.dropped_events, s.entries_written()),
             (60, 8160, 1, 60)
         );
-        assert!(b.has_full_page());
         // Swapped page: commit is the data end before the padding.
         let p1 = b.read_page(4096, true).unwrap();
         assert_eq!(u64_at(&p1, 8), 0xf78);
@@ -888,7 +876,6 @@ mod tests {
         assert_eq!(u64_at(&p2, 8), 0xff0);
         assert_eq!(rd32(&p2, 16 + 3960), Some(29 | 1 << 5));
         assert_eq!(rd32(&p2, 16 + 3964), Some(116));
-        assert!(!b.has_full_page());
         assert!(
             b.read_page(4096, true).is_none(),
             "full refuses the writer's page"

@@ -73,11 +73,6 @@ impl Tasks {
         }
     }
 
-    /// The comm saved for `pid`, if any.
-    pub fn comm(&self, pid: i32) -> Option<Box<str>> {
-        self.inner.lock().comms.get(&pid).cloned()
-    }
-
     pub fn tgid(&self, pid: i32) -> Option<i32> {
         self.inner.lock().tgids.get(&pid).copied()
     }
@@ -135,7 +130,9 @@ mod tests {
         assert_eq!(s, proc_comm(me).unwrap());
         t.set_comm(1_000_001, "a", 2);
         t.set_comm(1_000_002, "b", 2);
-        assert!(t.comm(me).is_none(), "oldest recycled");
+        let mut s = String::new();
+        t.comm_of(me, &mut s);
+        assert_eq!(s, "<...>", "oldest recycled");
         assert_eq!(t.saved_cmdlines(), "1000001 a\n1000002 b\n");
         let mut s = String::new();
         t.comm_of(0, &mut s);

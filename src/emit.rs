@@ -19,6 +19,13 @@ use crate::registry::{Event, Registry};
 use crate::state::{self, TaState, TraceArray};
 use crate::trigger;
 
+// The options the data path reads on every record.
+const MARKERS: usize = state::option_index("markers");
+const EVENT_FORK: usize = state::option_index("event-fork");
+const OVERWRITE: usize = state::option_index("overwrite");
+const RECORD_CMD: usize = state::option_index("record-cmd");
+const RECORD_TGID: usize = state::option_index("record-tgid");
+
 /// Who a record is charged to: the task that caused it and the CPU it ran on.
 #[derive(Clone, Copy, Debug)]
 pub struct Writer {
@@ -134,7 +141,7 @@ fn check_marker(ta: &TraceArray) -> Result<usize, i32> {
     if !st.tracing_on {
         return Err(EBADF);
     }
-    if !st.options[state::option_index("markers")] {
+    if !st.options[MARKERS] {
         return Err(EINVAL);
     }
     Ok(MARKER_MAX)
@@ -179,9 +186,7 @@ pub fn process_event(reg: &Registry, meta: proc_events::Meta, pe: &proc_events::
             reg.tasks.set_comm(*child_pid, child_comm, cap);
             for ta in reg.trace_arrays() {
                 let mut st = ta.state.lock();
-                if st.options[state::option_index("event-fork")]
-                    && st.event_pids.contains(&(*parent_pid as u32))
-                {
+                if st.options[EVENT_FORK] && st.event_pids.contains(&(*parent_pid as u32)) {
                     st.event_pids.insert(*child_pid as u32);
                 }
             }
@@ -284,9 +289,12 @@ pub fn commit(
         .and_then(|f| f.compiled.as_ref())
         .is_some_and(|f| !f.matches(rec, &ctx));
     let keep = source == Source::Marker || (!soft.is_soft_disabled() && !filtered);
-    let overwrite = st.options[state::option_index("overwrite")];
-    let save_comm = st.options[state::option_index("record-cmd")] && st.any_enabled();
-    let save_tgid = st.options[state::option_index("record-tgid")];
+    let overwrite = st.options[OVERWRITE];
+    // Cheapest tests first: this runs for every record.
+    let save_comm = st.options[RECORD_CMD]
+        && !reg.tasks.knows(w.pid)
+        && (soft.is_enabled() || st.any_enabled());
+    let save_tgid = st.options[RECORD_TGID];
     let clock = st.trace_clock;
     let cmdlines = st.saved_cmdlines_size as usize;
     drop(st);

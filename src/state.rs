@@ -273,9 +273,33 @@ impl TaState {
     }
 }
 
-/// Index of option `name` in [`OPTIONS`] (a name from that table).
-pub fn option_index(name: &str) -> usize {
-    OPTIONS.iter().position(|o| o.0 == name).unwrap_or(0)
+/// Index of option `name` in [`OPTIONS`]; a `const fn`, so the data path names options by
+/// constants (`const OVERWRITE: usize = option_index("overwrite")`) at no run-time cost. A
+/// name not in the table fails the build where used in a constant.
+pub const fn option_index(name: &str) -> usize {
+    let mut i = 0;
+    while i < OPTIONS.len() {
+        if str_eq(OPTIONS[i].0, name) {
+            return i;
+        }
+        i += 1;
+    }
+    panic!("unknown trace option")
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Clocks that count something other than nanoseconds (`trace` prints their raw value).

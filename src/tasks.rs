@@ -27,9 +27,14 @@ pub struct Tasks {
 }
 
 impl Tasks {
+    /// Is a comm saved for `pid` (or is it the idle task, which needs none)?
+    pub fn knows(&self, pid: i32) -> bool {
+        pid <= 0 || self.inner.lock().comms.contains_key(&pid)
+    }
+
     /// Saves the comm of `pid` if it is not known yet (read from /proc), keeping at most `cap`.
     pub fn save(&self, pid: i32, cap: usize) {
-        if pid <= 0 || self.inner.lock().comms.contains_key(&pid) {
+        if self.knows(pid) {
             return;
         }
         // Read outside the lock: /proc can be slow and many writers share this table.

@@ -979,3 +979,49 @@ fn closing_free_buffer_shrinks_the_rings() {
         assert_eq!(i.r(f), read(&k.p(f)), "{f}");
     }
 }
+
+/// `per_cpu/cpuN/trace` lists only CPU N's records under the all-CPU header counts (§10.1),
+/// and `per_cpu/cpuN/trace_pipe` consumes only CPU N's.
+#[test]
+fn per_cpu_trace_and_trace_pipe_see_their_own_cpu() {
+    let i = Inst::new();
+    for n in 0..40 {
+        i.w("trace_marker", format!("pc{n}")).unwrap();
+    }
+    let all = i.r("trace");
+    let head = |t: &str| t.lines().nth(2).unwrap_or_default().to_string();
+    let ncpu = utracefs::ncpu();
+    let mut total = 0;
+    for cpu in 0..ncpu {
+        let t = i.r(&format!("per_cpu/cpu{cpu}/trace"));
+        assert_eq!(head(&t), head(&all), "header counts cover every CPU");
+        for l in records(&t) {
+            assert_eq!(fields(l).1, format!("{cpu:03}"), "{l}");
+            total += 1;
+        }
+    }
+    assert_eq!(total, records(&all).len());
+    let cpu = fields(records(&all)[0]).1.parse::<usize>().unwrap();
+    let mine = records(&i.r(&format!("per_cpu/cpu{cpu}/trace"))).len();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(i.p(&format!("per_cpu/cpu{cpu}/trace_pipe")))
+        .unwrap();
+    let mut text = String::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(text.lines().count(), mine);
+    assert_eq!(
+        records(&i.r("trace")).len(),
+        40 - mine,
+        "only CPU {cpu} consumed"
+    );
+}

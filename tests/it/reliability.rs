@@ -38,20 +38,20 @@ fn spawn_cat(p: &Path) -> Child {
         .unwrap()
 }
 
-/// A kernel tracefs instance made for this test (removed on drop), or None if the kernel's
-/// tracefs cannot be mounted here.
+/// A kernel tracefs instance made for this test (removed on drop); the kernel's tracefs must be
+/// mountable (root): tests fail, never skip, without it.
 struct KInst {
     k: KernelTracefs,
     name: String,
 }
 
 impl KInst {
-    fn new(tag: &str) -> Option<KInst> {
-        let k = KernelTracefs::mount().ok()?;
+    fn new(tag: &str) -> KInst {
+        let k = KernelTracefs::mount().expect("mount the kernel tracefs to compare with");
         let name = format!("utracefs_{tag}_{}", std::process::id());
         let _ = std::fs::remove_dir(k.path().join("instances").join(&name));
-        std::fs::create_dir(k.path().join("instances").join(&name)).ok()?;
-        Some(KInst { k, name })
+        std::fs::create_dir(k.path().join("instances").join(&name)).expect("mkdir kernel instance");
+        KInst { k, name }
     }
     fn path(&self) -> PathBuf {
         self.k.path().join("instances").join(&self.name)
@@ -211,31 +211,29 @@ fn held_open_dirs_across_removal_of_events_and_instances() {
         assert_eq!(got[4], enoent, "{what}: stat of a child through the cwd");
         assert!(got[0].contains(" bytes, "), "{what}: {got:?}");
     }
-    // Against a kernel instance where one can be made here.
-    if let Some(k) = KInst::new("held") {
-        let kroot = k.path().parent().unwrap().to_path_buf();
-        let kinst = hold_and_remove(&k.path(), "trace", || {
-            std::fs::remove_dir(k.path()).unwrap()
-        });
-        std::fs::create_dir(k.path()).unwrap();
-        let kinst_ev = hold_and_remove(
-            &k.path().join("events/sched/sched_switch"),
-            "enable",
-            || std::fs::remove_dir(k.path()).unwrap(),
-        );
-        drop(kroot);
-        assert_eq!(
-            inst, kinst,
-            "instance dir held across rmdir: clone vs kernel"
-        );
-        assert_eq!(
-            inst_ev[1..],
-            kinst_ev[1..],
-            "instance event dir held across rmdir: clone vs kernel"
-        );
-    } else {
-        assert_eq!(inst_ev[4], enoent, "§14 scenario 58");
-    }
+    assert_eq!(inst_ev[4], enoent, "§14 scenario 58");
+    // Against a kernel instance.
+    let k = KInst::new("held");
+    let kroot = k.path().parent().unwrap().to_path_buf();
+    let kinst = hold_and_remove(&k.path(), "trace", || {
+        std::fs::remove_dir(k.path()).unwrap()
+    });
+    std::fs::create_dir(k.path()).unwrap();
+    let kinst_ev = hold_and_remove(
+        &k.path().join("events/sched/sched_switch"),
+        "enable",
+        || std::fs::remove_dir(k.path()).unwrap(),
+    );
+    drop(kroot);
+    assert_eq!(
+        inst, kinst,
+        "instance dir held across rmdir: clone vs kernel"
+    );
+    assert_eq!(
+        inst_ev[1..],
+        kinst_ev[1..],
+        "instance event dir held across rmdir: clone vs kernel"
+    );
     // The daemon is healthy afterwards.
     assert!(m.p("events/sched/sched_switch/format").exists());
     assert_eq!(m.stats()["errors_eio"], 0);
@@ -617,9 +615,7 @@ fn bad_writes_to_every_writable_file_never_crash_or_corrupt() {
     let s = m.stats();
     assert_eq!(s["errors_eio"] + s["errors_estale"], 0, "no EIO/ESTALE");
     // Compare with a kernel instance.
-    let Some(k) = KInst::new("badw") else {
-        return;
-    };
+    let k = KInst::new("badw");
     let kernel = bad_writes(&k.path(), &|| {});
     let mut diffs = Vec::new();
     for (key, c) in &clone {

@@ -119,7 +119,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     core.set_notifier(utracefs::fs::notify::NotifyQueue::start(
         session.notifier(),
-        &utracefs::fs::NOTIFICATIONS_SENT,
+        &utracefs::fs::NOTIFY_COUNTERS,
     ));
     // Held until the process exits: dropping it unsubscribes.
     let _proc_events = if args.no_proc_events {

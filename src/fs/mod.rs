@@ -81,8 +81,11 @@ impl Drop for InFlight<'_> {
 /// The longest name a tracefs directory entry may have.
 const NAME_MAX: usize = 255;
 
-/// The counter of notifications sent lives for the whole process (the notifier thread holds it).
-pub static NOTIFICATIONS_SENT: AtomicU64 = AtomicU64::new(0);
+/// The notifier's counters live for the whole process (the notifier thread holds them).
+pub static NOTIFY_COUNTERS: notify::NotifyCounters = notify::NotifyCounters {
+    sent: AtomicU64::new(0),
+    pending: AtomicU64::new(0),
+};
 
 /// An open file: what it acts on and, for chunked reads, the content generated at offset 0.
 impl Handle {
@@ -309,7 +312,8 @@ impl Core {
         format!(
             "nodes {}\nnodes_dir {dirs}\nnodes_file {files}\nhandles {}\nevents {}\nsystems {}\n\
 overrides {}\nlookups {}\nlookup_misses {}\nforgets {}\nreaddirs {}\nopens {}\nreads {}\n\
-writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotifications {}\n",
+writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotifications {}\n\
+notifications_pending {}\n",
             self.nodes.len(),
             self.handles.len(),
             self.reg.event_count(),
@@ -325,7 +329,8 @@ writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotificati
             get(&c.write_errors),
             get(&c.parked_pipe_reads),
             self.waiters.blocked_reads(),
-            NOTIFICATIONS_SENT.load(Ordering::Relaxed),
+            get(&NOTIFY_COUNTERS.sent),
+            get(&NOTIFY_COUNTERS.pending),
         ) + &self.error_stats()
     }
 
@@ -573,9 +578,11 @@ impl Filesystem for TraceFs {
             Ok(inst) => {
                 tracing::info!(name, "instance removed");
                 // The kernel drops `instances/<name>` itself; what lies below it may still be
-                // cached (a cwd inside it), so it is invalidated after this reply.
-                reply.ok();
+                // cached (a cwd inside it). The invalidations are queued before the reply, so
+                // `notifications_pending` counts them once rmdir returns; the notifier applies
+                // them once the kernel has released the directory locks this rmdir holds.
                 self.invalidate_trace_array(&inst);
+                reply.ok();
             }
             Err(e) => reply.error(self.fail("rmdir", errno(e))),
         }

@@ -21,14 +21,24 @@ pub enum Notice {
     Then(Box<dyn FnOnce() + Send>),
 }
 
+/// What the notifier has done and has still to do (for `--stats`).
+#[derive(Default)]
+pub struct NotifyCounters {
+    /// Invalidations sent to the kernel.
+    pub sent: AtomicU64,
+    /// Notices queued and not yet carried out: 0 means every change so far is visible.
+    pub pending: AtomicU64,
+}
+
 #[derive(Clone)]
 pub struct NotifyQueue {
     tx: mpsc::Sender<Notice>,
+    counters: &'static NotifyCounters,
 }
 
 impl NotifyQueue {
     /// Starts the notifier thread. It ends when every queue handle is dropped.
-    pub fn start(notifier: Notifier, sent: &'static AtomicU64) -> NotifyQueue {
+    pub fn start(notifier: Notifier, counters: &'static NotifyCounters) -> NotifyQueue {
         let (tx, rx) = mpsc::channel::<Notice>();
         std::thread::Builder::new()
             .name("notifier".into())
@@ -42,18 +52,22 @@ impl NotifyQueue {
                                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
                                 Err(e) => tracing::warn!(parent, ?name, "inval_entry: {e}"),
                             }
-                            sent.fetch_add(1, Ordering::Relaxed);
+                            counters.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         Notice::Then(f) => f(),
                     }
+                    counters.pending.fetch_sub(1, Ordering::Release);
                 }
             })
             .expect("spawn notifier thread");
-        NotifyQueue { tx }
+        NotifyQueue { tx, counters }
     }
 
     pub fn send(&self, notice: Notice) {
+        self.counters.pending.fetch_add(1, Ordering::Release);
         // The receiver only goes away at shutdown; a lost notice then changes nothing.
-        let _ = self.tx.send(notice);
+        if self.tx.send(notice).is_err() {
+            self.counters.pending.fetch_sub(1, Ordering::Release);
+        }
     }
 }

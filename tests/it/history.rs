@@ -56,6 +56,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -886,11 +887,19 @@ fn h27_contents_fresh_on_each_open_and_for_held_fds() {
 #[test]
 fn h28_trace_pipe_does_not_stall_the_mount() {
     let m = Mount::new(&[]);
-    let mut cat = Command::new("cat")
-        .arg(m.p("trace_pipe"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // A test run started in the background of a non-interactive shell ignores SIGINT, and
+    // its children inherit that: give cat the default action, as a terminal's cat has.
+    let mut cat = Command::new("cat");
+    cat.arg(m.p("trace_pipe"))
+        .stdout(std::process::Stdio::null());
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cat.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        })
+    };
+    let mut cat = cat.spawn().unwrap();
     wait_for(&m, "blocked_readers", 1);
     let limit = Duration::from_secs(20);
     let out = run_limited(Command::new("ls").arg(m.p("events/sched")), limit);

@@ -284,18 +284,30 @@ fn cwd_inside_a_removed_instance() {
     std::fs::create_dir(&i).unwrap();
     // Cache the entries first, so only invalidation can make them disappear.
     read(&i.join("events/sched/sched_switch/enable"));
+    // The child waits in the instance's directory until the instance is gone and every
+    // invalidation that rmdir queued has reached the kernel.
     let script = format!(
-        "cd '{}' && rmdir '{}' && sleep 0.2; ls . >/dev/null 2>&1; echo ls=$?; \
+        "cd '{}' && echo ready && read go; ls . >/dev/null 2>&1; echo ls=$?; \
          stat sched_switch >/dev/null 2>&1; echo stat=$?; stat sched_switch 2>&1 | tail -1",
         i.join("events/sched").display(),
-        i.display()
     );
-    let out = std::process::Command::new("sh")
+    let mut child = std::process::Command::new("sh")
         .arg("-c")
         .arg(&script)
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    std::fs::remove_dir(&i).unwrap();
+    crate::history::wait_for(&m, "notifications_pending", 0);
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"go\n").unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut out).unwrap();
+    child.wait().unwrap();
     assert!(
         out.contains("ls=2"),
         "ls . inside a removed instance must fail (EINVAL): {out}"

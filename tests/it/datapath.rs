@@ -8,7 +8,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::{Inst, KernelTracefs, TempDir, read, write_raw};
+use crate::common::{Inst, KernelInst, TempDir, read, write_raw};
 
 /// The record lines of a `trace` text (its `#` header dropped).
 fn records(trace: &str) -> Vec<&str> {
@@ -55,30 +55,6 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A kernel tracefs instance for side-by-side checks (removed on drop).
-struct KernelInst {
-    k: KernelTracefs,
-    name: String,
-}
-
-impl KernelInst {
-    fn new(tag: &str) -> KernelInst {
-        let k = KernelTracefs::mount().expect("mount the kernel tracefs");
-        let name = format!("utracefs-dp-{tag}-{}", std::process::id());
-        std::fs::create_dir(k.path().join("instances").join(&name)).unwrap();
-        KernelInst { k, name }
-    }
-    fn p(&self, rel: &str) -> std::path::PathBuf {
-        self.k.path().join("instances").join(&self.name).join(rel)
-    }
-}
-
-impl Drop for KernelInst {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(self.p(""));
     }
 }
 

@@ -383,11 +383,8 @@ fn fire_triggers(
 }
 
 fn trigger_filter_matches(ev: &Event, text: &str, rec: &[u8], ctx: &RecordContext) -> bool {
-    match filter::compile(text.as_bytes(), &ev.layout().fields) {
-        Ok(Some(f)) => f.matches(rec, ctx),
-        Ok(None) => true,
-        Err(_) => false,
-    }
+    filter::compile_condition(text.as_bytes(), &ev.layout().fields)
+        .is_ok_and(|f| f.matches(rec, ctx))
 }
 
 /// A `stacktrace` trigger's record: `ftrace:kernel_stack` with no kernel frames (a task in

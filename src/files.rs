@@ -889,20 +889,16 @@ fn write_system_filter(ta: &TraceArray, sys: &System, data: &[u8]) -> Result<usi
     Ok(data.len())
 }
 
-/// Checks a trigger's `if` filter against the event's fields (§8.2): a bad one is EINVAL with
-/// an error_log entry.
+/// Checks a trigger's `if` filter against the event's fields (§8.2): a bad one fails with the
+/// filter's own errno and adds its error_log entry, as an event filter write would.
 fn check_trigger_filter(ta: &TraceArray, ev: &Event, text: &str) -> Result<(), i32> {
-    match filter::compile(
-        text.as_bytes(),
-        &filter::Fields::from_format(&ev.def.format),
-    ) {
-        Ok(_) => Ok(()),
-        Err(e) => {
+    filter::compile_condition(text.as_bytes(), &ev.layout().fields)
+        .map(drop)
+        .map_err(|e| {
             let (location, message, pos) = e.log_entry();
             ta.state.lock().log_error(location, message, text, pos);
-            Err(EINVAL)
-        }
-    }
+            e.errno
+        })
 }
 
 /// The subsystem a kind of dynamic event lives in.

@@ -717,7 +717,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
         }
         CurrentTracer => {
             let word = control::parse_current_tracer(data)?;
-            let name = state::tracers(true)
+            let name = state::tracers(ta.is_top())
                 .iter()
                 .find(|t| **t == word)
                 .ok_or(EINVAL)?;

@@ -386,8 +386,10 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
                 .collect();
             drop(st);
             let mut out = String::new();
+            // Soft mode counts, so an ignore-enable event with a trigger (`ftrace:print`)
+            // is listed too.
             for ev in reg
-                .listed_events()
+                .events_in_order()
                 .iter()
                 .filter(|e| enabled.contains(&e.serial))
             {

@@ -3,7 +3,8 @@
 //! between a tracepoint and the ring buffer (`trace_event_buffer_reserve` and
 //! `__event_trigger_test_discard` in `kernel/trace/`):
 //!
-//! 1. `tracing_on` (and `set_event_pid`/`set_event_notrace_pid` against the writing task);
+//! 1. `tracing_on`, `tracing_cpumask` (against the writer's CPU) and
+//!    `set_event_pid`/`set_event_notrace_pid` (against the writing task);
 //! 2. the event's triggers: those without a condition fire first, those with an `if` filter
 //!    are evaluated against the record;
 //! 3. a soft-disabled event, or a record its filter rejects, is discarded;
@@ -65,9 +66,9 @@ pub enum Source {
 }
 
 /// The most one marker write records (§10.3): what a 4 KiB sub-buffer holds of a `print`
-/// record's text (4080 data bytes, less an 8-byte long-event header, 16 bytes of common
-/// fields and `ip`, and the supplied newline and NUL). Larger sub-buffers do not raise it
-/// (verified on 6.18 with 8 KiB).
+/// record's text (`ringbuf::max_payload`, less 16 bytes of common fields and `ip`, and the
+/// supplied newline and NUL). Larger sub-buffers do not raise it (verified on 6.18 with
+/// 8 KiB).
 const MARKER_MAX: usize = 4054;
 
 /// `_THIS_IP_` of the kernel's `tracing_mark_write`, read from /proc/kallsyms once (0 when
@@ -102,9 +103,13 @@ pub fn symbolize(ip: u64) -> Option<String> {
 
 /// A `trace_marker` write: one `ftrace:print` record of what fits one sub-buffer, with a
 /// newline supplied if missing; the write returns that count and the writer writes the rest
-/// again (§10.3). EBADF while tracing is off, EINVAL with the `markers` option off.
+/// again (§10.3). EINVAL with the `markers` option off, else EBADF while the writer's CPU
+/// buffer takes no record (tracing off, CPU outside `tracing_cpumask`).
 pub fn marker(reg: &Registry, ta: &TraceArray, text: &[u8], w: Writer) -> Result<usize, i32> {
-    let n = text.len().min(check_marker(ta)?);
+    if !marker_gate(ta, w.cpu)?.open {
+        return Err(EBADF);
+    }
+    let n = text.len().min(MARKER_MAX);
     let Some(print) = reg.find_event("ftrace", "print") else {
         return Ok(n);
     };
@@ -120,31 +125,44 @@ pub fn marker(reg: &Registry, ta: &TraceArray, text: &[u8], w: Writer) -> Result
     Ok(n)
 }
 
-/// A `trace_marker_raw` write: a 4-byte id then binary data, one `ftrace:raw_data` record.
+/// A `trace_marker_raw` write: a 4-byte id then binary data, one `ftrace:raw_data` record,
+/// all or nothing. The kernel's checks in order: `markers` off, fewer than 4 bytes, or more
+/// than one record holds (4064 with 4 KiB sub-buffers) are EINVAL; then the CPU's buffer
+/// taking no record is EBADF.
 pub fn marker_raw(reg: &Registry, ta: &TraceArray, data: &[u8], w: Writer) -> Result<usize, i32> {
-    let max = check_marker(ta)?;
-    if data.len() < 4 {
+    let gate = marker_gate(ta, w.cpu)?;
+    // The record is the 8-byte common header, then the id and data as written.
+    if data.len() < 4 || 8 + data.len() > crate::ringbuf::max_payload(gate.subbuf_bytes) {
         return Err(EINVAL);
     }
-    let n = data.len().min(max);
-    if let Some(raw) = reg.find_event("ftrace", "raw_data") {
-        let mut rec = header(&raw, w, n);
-        rec.extend_from_slice(&data[..n]);
-        commit(reg, ta, &raw, &rec, w, None, Source::Marker);
-    }
-    Ok(n)
-}
-
-/// May markers be written now? Returns the most one write records.
-fn check_marker(ta: &TraceArray) -> Result<usize, i32> {
-    let st = ta.state.lock();
-    if !st.tracing_on {
+    if !gate.open {
         return Err(EBADF);
     }
+    if let Some(raw) = reg.find_event("ftrace", "raw_data") {
+        let mut rec = header(&raw, w, data.len());
+        rec.extend_from_slice(data);
+        commit(reg, ta, &raw, &rec, w, None, Source::Marker);
+    }
+    Ok(data.len())
+}
+
+/// What a marker write finds: whether the writer's CPU buffer takes a record now, and the
+/// sub-buffer size.
+struct MarkerGate {
+    open: bool,
+    subbuf_bytes: usize,
+}
+
+/// EINVAL with the `markers` option off (the kernel checks it first), else the gate.
+fn marker_gate(ta: &TraceArray, cpu: usize) -> Result<MarkerGate, i32> {
+    let st = ta.state.lock();
     if !st.options[MARKERS] {
         return Err(EINVAL);
     }
-    Ok(MARKER_MAX)
+    Ok(MarkerGate {
+        open: st.records_on(cpu),
+        subbuf_bytes: st.subbuf_bytes(),
+    })
 }
 
 /// A write to an event's `inject` file: `field=value …` becomes one record of that event.
@@ -261,7 +279,11 @@ pub fn commit(
     };
     let tracepoint = source == Source::Tracepoint;
     let was_on = st.tracing_on;
-    if !tracepoint && !was_on {
+    // A CPU outside `tracing_cpumask` has its ring buffer disabled: nothing is stored there,
+    // as with tracing off, while a tracepoint's triggers still fire.
+    let cpu_traced = st.traces_cpu(w.cpu);
+    let stores = was_on && cpu_traced;
+    if !tracepoint && !stores {
         return false;
     }
     // A tracepoint's triggers fire whether tracing is on or not, so `traceon` works while it
@@ -277,7 +299,7 @@ pub fn commit(
         return false;
     }
     let stack = !early && fire_triggers(reg, &mut st, ev, rec, &ctx);
-    if !(st.tracing_on || was_on) {
+    if !(st.tracing_on || was_on) || !cpu_traced {
         return false;
     }
     let filtered = st
@@ -383,11 +405,8 @@ fn fire_triggers(
 }
 
 fn trigger_filter_matches(ev: &Event, text: &str, rec: &[u8], ctx: &RecordContext) -> bool {
-    match filter::compile(text.as_bytes(), &ev.layout().fields) {
-        Ok(Some(f)) => f.matches(rec, ctx),
-        Ok(None) => true,
-        Err(_) => false,
-    }
+    filter::compile_condition(text.as_bytes(), &ev.layout().fields)
+        .is_ok_and(|f| f.matches(rec, ctx))
 }
 
 /// A `stacktrace` trigger's record: `ftrace:kernel_stack` with no kernel frames (a task in

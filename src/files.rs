@@ -386,8 +386,10 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
                 .collect();
             drop(st);
             let mut out = String::new();
+            // Soft mode counts, so an ignore-enable event with a trigger (`ftrace:print`)
+            // is listed too.
             for ev in reg
-                .listed_events()
+                .events_in_order()
                 .iter()
                 .filter(|e| enabled.contains(&e.serial))
             {
@@ -717,7 +719,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
         }
         CurrentTracer => {
             let word = control::parse_current_tracer(data)?;
-            let name = state::tracers(true)
+            let name = state::tracers(ta.is_top())
                 .iter()
                 .find(|t| **t == word)
                 .ok_or(EINVAL)?;
@@ -889,20 +891,16 @@ fn write_system_filter(ta: &TraceArray, sys: &System, data: &[u8]) -> Result<usi
     Ok(data.len())
 }
 
-/// Checks a trigger's `if` filter against the event's fields (§8.2): a bad one is EINVAL with
-/// an error_log entry.
+/// Checks a trigger's `if` filter against the event's fields (§8.2): a bad one fails with the
+/// filter's own errno and adds its error_log entry, as an event filter write would.
 fn check_trigger_filter(ta: &TraceArray, ev: &Event, text: &str) -> Result<(), i32> {
-    match filter::compile(
-        text.as_bytes(),
-        &filter::Fields::from_format(&ev.def.format),
-    ) {
-        Ok(_) => Ok(()),
-        Err(e) => {
+    filter::compile_condition(text.as_bytes(), &ev.layout().fields)
+        .map(drop)
+        .map_err(|e| {
             let (location, message, pos) = e.log_entry();
             ta.state.lock().log_error(location, message, text, pos);
-            Err(EINVAL)
-        }
-    }
+            e.errno
+        })
 }
 
 /// The subsystem a kind of dynamic event lives in.

@@ -3,7 +3,7 @@
 //! This is a faithful port of the kernel's `trace_events_filter.c` (Linux 6.18):
 //! `calc_stack()` (paren/quote pre-check with its odd -1/-2/-3 errnos),
 //! `predicate_parse()` (the three-pass branch program, so `&&`/`||`/`!` scoping
-//! and the accepted odd forms such as a trailing `&&` behave exactly alike),
+//! and the refused odd forms such as a dangling `&&` behave exactly alike),
 //! `parse_pred()` (field lookup, operators, values, caret positions) and the
 //! predicate functions (numeric compares by size/signedness, string regex
 //! matchers with their buffer-length quirks, `glob_match`, CPU/COMM pseudo fields).
@@ -1386,7 +1386,7 @@ fn predicate_parse(
     let mut inverts: Vec<bool> = Vec::new();
     let mut invert = false;
     let mut ptr = 0usize;
-    let mut trailing: u8 = 0;
+    let mut dangling_op = false;
     let mut ret = EINVAL; // -ENOMEM before any predicate; never observable
     'outer: while at(s, ptr) != 0 {
         let next = ptr;
@@ -1443,7 +1443,7 @@ fn predicate_parse(
             let top = stack.last_mut().expect("stack never empty");
             if c == b'&' {
                 *top |= PROCESS_AND;
-                trailing = PROCESS_AND;
+                dangling_op = true;
                 break;
             }
             if *top & PROCESS_OR != 0 {
@@ -1453,10 +1453,10 @@ fn predicate_parse(
             let top = stack.last_mut().expect("stack never empty");
             if c == b'|' {
                 *top |= PROCESS_OR;
-                trailing = PROCESS_OR;
+                dangling_op = true;
                 break;
             }
-            trailing = 0;
+            dangling_op = false;
             if c == 0 {
                 break 'outer;
             }
@@ -1469,21 +1469,12 @@ fn predicate_parse(
     if stack.len() != 1 {
         return Err(perr(ret, msg::TOO_MANY_OPEN, ptr));
     }
-    let n = prog.len();
-    // The text ended right after a `&&`/`||` (accepted by the kernel). The
-    // kernel then leaves earlier deferred `||` work undone and its program
-    // reads an uninitialised entry (`a || b &&`); here the dangling operator
-    // is dropped and the pending work is finished as at end of input, so
-    // such a filter means what it says without the trailing operator.
-    if trailing != 0 && n > 0 {
-        let top = &mut stack[0];
-        *top &= !trailing;
-        let inv = *top & INVERT != 0;
-        if *top & PROCESS_OR != 0 {
-            *top &= !PROCESS_OR;
-            update_preds(&mut prog, n - 1, !inv);
-        }
+    // The text ended right after a `&&`/`||`: the kernel refuses the operand-less
+    // operator with the caret at the end of the text (checked on 6.18).
+    if dangling_op {
+        return Err(perr(EINVAL, msg::INVALID_FILTER, ptr));
     }
+    let n = prog.len();
     if n == 0 {
         return Err(perr(EINVAL, msg::NO_FILTER, ptr));
     }
@@ -1546,6 +1537,15 @@ pub fn compile(text: &[u8], fields: &Fields) -> Result<Option<Filter>, FilterErr
         return Ok(None);
     }
     process_preds(stored, fields).map(Some)
+}
+
+/// Compile a trigger's `if` condition (the text after `if `) as the kernel's
+/// `set_trigger_filter()` does: `create_event_filter()` directly, so `0` is an
+/// expression like any other (Field not found), not "clear". On `Err(e)` the
+/// trigger write fails with `e.errno` and one error_log entry
+/// (`e.log_entry()`, command = `stored_bytes(text)`) is added.
+pub fn compile_condition(text: &[u8], fields: &Fields) -> Result<Filter, FilterError> {
+    process_preds(strip(text).0, fields)
 }
 
 /// What one event's filter becomes after a write of `text` to its
@@ -1745,6 +1745,66 @@ print fmt: \"%ps: %s\", (void *)REC->ip, REC->buf\n";
     }
 
     #[test]
+    fn dangling_operators_are_meaningless() {
+        // Verified on 6.18.44: EINVAL with the caret at the end of the stored text.
+        let f = exec();
+        for (text, pos) in [
+            ("pid == 1 &&", 11),
+            ("pid == 1 ||  \t\n", 11),
+            (" pid == 1 &&", 12),
+            ("(pid == 1) ||", 13),
+            ("pid == 1 && !", 13),
+            ("pid == 1 && !!", 14),
+            ("pid == 1 || pid == 2 &&", 23),
+        ] {
+            let e = compile(text.as_bytes(), &f).unwrap_err();
+            assert_eq!(
+                (e.errno, e.message, e.pos),
+                (EINVAL, Some(msg::INVALID_FILTER), pos),
+                "{text:?}"
+            );
+            assert_eq!(
+                compile_condition(text.as_bytes(), &f).unwrap_err(),
+                e,
+                "{text:?}"
+            );
+        }
+        // An operator followed by nothing but `)` or another operator fails earlier.
+        for text in ["(pid == 1 &&)", "pid == 1 && &&", "pid == 1 && ()"] {
+            let e = compile(text.as_bytes(), &f).unwrap_err();
+            assert_eq!((e.errno, e.message), (EPERM, None), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_condition_is_never_cleared_by_zero() {
+        // A trigger's `if 0` is an expression (Field not found one past the end), where the
+        // filter file takes `0` as "clear".
+        let f = exec();
+        assert!(matches!(compile(b"0", &f), Ok(None)));
+        for (text, pos) in [("0", 2), (" 0  ", 3)] {
+            let e = compile_condition(text.as_bytes(), &f).unwrap_err();
+            assert_eq!(
+                (e.errno, e.message, e.pos),
+                (EINVAL, Some(msg::FIELD_NOT_FOUND), pos),
+                "{text:?}"
+            );
+        }
+        for (text, errno) in [
+            ("pid == \"1", ESRCH),
+            ("((pid == 1)", ENOENT),
+            ("(pid == 1))", EPERM),
+        ] {
+            assert_eq!(
+                compile_condition(text.as_bytes(), &f).unwrap_err().errno,
+                errno,
+                "{text:?}"
+            );
+        }
+        assert!(compile_condition(b"pid == 1 || old_pid == 2", &f).is_ok());
+    }
+
+    #[test]
     fn long_string_operand() {
         let mut t = b"filename == \"".to_vec();
         t.extend(std::iter::repeat_n(b'a', 300));
@@ -1832,19 +1892,15 @@ print fmt: \"%ps: %s\", (void *)REC->ip, REC->buf\n";
             "CPU < 2",
             "COMM ~ \"b*\"",
             "comm == \"bash\"",
-            "pid == 1 &&",
-            "pid == 1 ||",
             "!pid == 1",
             "CPU == CPUS{0-1}",
             "stacktrace == 1",
             "filename ~ \"!a*\"",
             "pid == -9223372036854775808",
             "common_type == 18446744073709551615",
-            "pid == 1 || pid == 2 &&",
             "filename ~ \"1*\"",
             "pid == CPUS{1}",
             "common_pid.ustring == 1",
-            "pid == 1 && !",
         ] {
             assert!(
                 matches!(compile(t.as_bytes(), &f), Ok(Some(_))),
@@ -1963,12 +2019,6 @@ print fmt: \"%ps: %s\", (void *)REC->ip, REC->buf\n";
             ("!pid == 1", true),
             ("!(pid == 42 || pid == 1)", false),
             ("!(pid == 1) && !(old_pid == 3)", true),
-            ("pid == 42 &&", true),
-            ("pid == 1 || pid == 42 &&", true),
-            ("pid == 42 || pid == 1 &&", true),
-            ("pid == 1 || pid == 2 &&", false),
-            ("pid == 42 && old_pid == -5 ||", true),
-            ("pid == 42 && old_pid == 5 ||", false),
             ("stacktrace == 1", false),
             ("CPU == 1", true),
             ("cpu != 1", false),

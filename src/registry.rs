@@ -114,7 +114,8 @@ pub enum Life {
 pub struct Event {
     pub serial: u64,
     pub def: EventDef,
-    /// Listing position in `available_events`/`set_event` (lower first).
+    /// Listing position in `available_events`/`set_event` (lower first; an ignore-enable
+    /// event goes before an enableable one of the same key).
     pub order: i64,
     /// The directory lock of the event's own directory.
     pub life: RwLock<Life>,
@@ -248,10 +249,24 @@ impl Registry {
             });
             groups[i].1.push(def);
         }
+        // An event missing from `available_events` (ftrace's own) has no position there, but
+        // `set_event` lists `ftrace:print` while it has a trigger: the kernel's event list is
+        // in link order and `events/` lists subsystems by their first event in it, so such an
+        // event goes right before the first event of the next subsystem listed.
+        let first_seq: Vec<Option<i64>> = groups
+            .iter()
+            .map(|(_, defs)| defs.iter().filter_map(|d| d.seq).min().map(i64::from))
+            .collect();
+        let next_first_seq = |i: usize| {
+            first_seq[i + 1..]
+                .iter()
+                .find_map(|s| *s)
+                .unwrap_or(i64::MAX)
+        };
         let mut systems: Children<System> = Children::new();
         let by_id = dashmap::DashMap::new();
         let by_name = dashmap::DashMap::new();
-        for (name, defs) in groups {
+        for (i, (name, defs)) in groups.into_iter().enumerate() {
             // A subsystem offers enable/filter unless every event in it is ignore-enable.
             let internal = defs.iter().all(|d| d.files.ignore_enable());
             let sys = System {
@@ -263,7 +278,7 @@ impl Registry {
             {
                 let mut events = sys.events.write();
                 for def in defs {
-                    let order = def.seq.map_or(i64::MAX, i64::from);
+                    let order = def.seq.map_or_else(|| next_first_seq(i), i64::from);
                     let ev = Arc::new(Event {
                         serial: next(),
                         def,
@@ -325,12 +340,16 @@ impl Registry {
 
     /// Enableable events in `available_events` order.
     pub fn listed_events(&self) -> Vec<Arc<Event>> {
-        let mut evs: Vec<_> = self
-            .all_events()
-            .into_iter()
-            .filter(|e| e.enableable())
-            .collect();
-        evs.sort_by_key(|e| e.order);
+        let mut evs = self.events_in_order();
+        evs.retain(|e| e.enableable());
+        evs
+    }
+
+    /// Every event in the kernel's event list order: `available_events` order with ftrace's
+    /// own events in their place (what `set_event` follows).
+    pub fn events_in_order(&self) -> Vec<Arc<Event>> {
+        let mut evs = self.all_events();
+        evs.sort_by_key(|e| (e.order, e.enableable()));
         evs
     }
 
@@ -614,6 +633,40 @@ mod tests {
         assert!(serials.windows(2).all(|w| w[0] < w[1]));
         let after = systems.after(sched.serial);
         assert!(after.iter().all(|s| s.serial > sched.serial));
+    }
+
+    #[test]
+    fn ftrace_events_take_their_place_in_the_event_list() {
+        // On 6.18.44 `set_event` with every event enabled and a trigger on ftrace:print lists
+        // it between syscalls:sys_enter_seccomp and bpf_trace:bpf_trace_printk.
+        let r = reg();
+        let all = r.events_in_order();
+        let names: Vec<String> = all
+            .iter()
+            .map(|e| format!("{}:{}", e.def.system, e.def.name))
+            .collect();
+        let at = names.iter().position(|n| n == "ftrace:print").unwrap();
+        assert_eq!(
+            names[..at]
+                .iter()
+                .rfind(|n| !n.starts_with("ftrace:"))
+                .unwrap(),
+            "syscalls:sys_enter_seccomp"
+        );
+        assert_eq!(
+            names[at + 1..]
+                .iter()
+                .find(|n| !n.starts_with("ftrace:"))
+                .unwrap(),
+            "bpf_trace:bpf_trace_printk"
+        );
+        let listed: Vec<_> = r.listed_events().iter().map(|e| e.serial).collect();
+        let enableable: Vec<_> = all
+            .iter()
+            .filter(|e| e.enableable())
+            .map(|e| e.serial)
+            .collect();
+        assert_eq!(listed, enableable);
     }
 
     #[test]

@@ -66,6 +66,16 @@ pub fn kb_for_pages(pages: usize, subbuf_bytes: usize) -> u64 {
     u64::try_from((pages as u128 * data) >> 10).unwrap_or(u64::MAX)
 }
 
+/// Largest payload one record may have with `subbuf_bytes` sub-buffers
+/// (`ring_buffer_max_event_size`): the data area minus the 8-byte long-event
+/// header, 4072 with 4 KiB sub-buffers. That is where trace_marker's cap of
+/// 4054 text bytes comes from (16 bytes of print entry, common header + ip,
+/// and 2 for the `\n\0` it reserves: 4054 + 18 = 4072), and trace_marker_raw's
+/// 4064 (the 8-byte common header before the id: 4064 + 8 = 4072).
+pub fn max_payload(subbuf_bytes: usize) -> usize {
+    subbuf_bytes.max(PAGE_HEADER_BYTES + 16) - PAGE_HEADER_BYTES - 8
+}
+
 /// `rb_calculate_event_length`: bytes a payload takes in the buffer.
 fn event_len(payload: usize) -> usize {
     let mut len = payload.max(1);
@@ -364,12 +374,9 @@ impl CpuBuffer {
         self.subbuf - PAGE_HEADER_BYTES
     }
 
-    /// Largest payload a write accepts: `BUF_MAX_DATA_SIZE`, the data area
-    /// minus 8 (4072 with 4 KiB sub-buffers). That is where trace_marker's
-    /// cap of 4054 text bytes comes from: 16 bytes of print entry (common
-    /// header + ip) and 2 for the `\n\0` it reserves, 4054 + 18 = 4072.
+    /// Largest payload a write accepts: [`max_payload`] of this buffer's sub-buffer size.
     pub fn max_payload(&self) -> usize {
-        self.data_size() - 8
+        max_payload(self.subbuf)
     }
 
     /// Appends a record stamped `ts` (clamped so time never goes backwards

@@ -247,6 +247,19 @@ impl TaState {
         (self.subbuf_kb as usize).max(1) * 1024
     }
 
+    /// Does `cpu`'s ring buffer take records? Not while tracing is off, nor for a CPU outside
+    /// `tracing_cpumask` (the kernel disables that CPU's buffer).
+    pub fn records_on(&self, cpu: usize) -> bool {
+        self.tracing_on && self.traces_cpu(cpu)
+    }
+
+    /// Is `cpu` in `tracing_cpumask`?
+    pub fn traces_cpu(&self, cpu: usize) -> bool {
+        self.cpumask
+            .get(cpu / 64)
+            .is_some_and(|w| w & (1 << (cpu % 64)) != 0)
+    }
+
     /// Does any event record (or fire triggers) here? Command recording follows it (§10.1:
     /// comms show as `<...>` until an event is enabled).
     pub fn any_enabled(&self) -> bool {

@@ -364,3 +364,54 @@ pub fn kernel_series() -> (u32, u32) {
 
 /// The series the embedded catalog was captured from (`catalog/linux-6.18.catalog`).
 pub const CATALOG_SERIES: (u32, u32) = (6, 18);
+
+/// A kernel tracefs instance for side-by-side checks (removed on drop). Only state inside it is
+/// ever changed.
+pub struct KernelInst {
+    k: KernelTracefs,
+    name: String,
+}
+
+impl KernelInst {
+    pub fn new(tag: &str) -> KernelInst {
+        let k = KernelTracefs::mount().expect("mount the kernel tracefs");
+        let name = format!("utracefs-{tag}-{}", std::process::id());
+        std::fs::create_dir(k.path().join("instances").join(&name)).unwrap();
+        KernelInst { k, name }
+    }
+
+    /// A path inside the instance.
+    pub fn p(&self, rel: &str) -> PathBuf {
+        self.k.path().join("instances").join(&self.name).join(rel)
+    }
+}
+
+impl Drop for KernelInst {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(self.p(""));
+    }
+}
+
+/// `error_log` without the `[seconds.micros] ` stamp that starts each entry, so the clone's
+/// and the kernel's compare byte for byte.
+pub fn unstamped(log: &str) -> String {
+    log.lines()
+        .map(|l| match (l.starts_with('['), l.find("] ")) {
+            (true, Some(end)) => &l[end + 2..],
+            _ => l,
+        })
+        .fold(String::new(), |acc, l| acc + l + "\n")
+}
+
+/// Writes `data` (O_TRUNC) to `file` under the trace array `root` after clearing its
+/// `error_log`; returns the write's result, what `file` then reads, and the new `error_log`
+/// entries (unstamped).
+pub fn write_outcome(root: &Path, file: &str, data: &[u8]) -> (Result<usize, i32>, String, String) {
+    write_raw(&root.join("error_log"), b"", libc::O_WRONLY | libc::O_TRUNC).unwrap();
+    let res = write_raw(&root.join(file), data, libc::O_WRONLY | libc::O_TRUNC);
+    (
+        res,
+        read(&root.join(file)),
+        unstamped(&read(&root.join("error_log"))),
+    )
+}

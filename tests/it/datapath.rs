@@ -8,7 +8,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::{Inst, KernelTracefs, TempDir, read, write_raw};
+use crate::common::{Inst, KernelInst, TempDir, read, write_raw};
 
 /// The record lines of a `trace` text (its `#` header dropped).
 fn records(trace: &str) -> Vec<&str> {
@@ -55,30 +55,6 @@ fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A kernel tracefs instance for side-by-side checks (removed on drop).
-struct KernelInst {
-    k: KernelTracefs,
-    name: String,
-}
-
-impl KernelInst {
-    fn new(tag: &str) -> KernelInst {
-        let k = KernelTracefs::mount().expect("mount the kernel tracefs");
-        let name = format!("utracefs-dp-{tag}-{}", std::process::id());
-        std::fs::create_dir(k.path().join("instances").join(&name)).unwrap();
-        KernelInst { k, name }
-    }
-    fn p(&self, rel: &str) -> std::path::PathBuf {
-        self.k.path().join("instances").join(&self.name).join(rel)
-    }
-}
-
-impl Drop for KernelInst {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(self.p(""));
     }
 }
 
@@ -674,31 +650,24 @@ fn decode_page(header_page: &str, page: &[u8]) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
-#[test]
-fn trace_pipe_raw_pages_decode_independently() {
-    let i = Inst::new();
+/// Every record of the trace array at `root`, consumed page by page from each CPU's
+/// `trace_pipe_raw` and decoded with [`decode_page`], oldest first.
+fn raw_records(root: &Path) -> Vec<(u64, Vec<u8>)> {
     // One read: like the kernel's, header_page answers EOF past offset 0 (§3.3).
     let header_page = {
         let mut buf = vec![0u8; 65536];
-        let n = std::fs::File::open(i.m.p("events/header_page"))
+        let n = std::fs::File::open(root.join("events/header_page"))
             .unwrap()
             .read(&mut buf)
             .unwrap();
         String::from_utf8(buf[..n].to_vec()).unwrap()
     };
-    let print_id: u16 = i.r("events/ftrace/print/id").trim().parse().unwrap();
-    let texts: Vec<String> = (0..50)
-        .map(|n| format!("raw record {n} {}", "z".repeat(n * 7)))
-        .collect();
-    for t in &texts {
-        i.w("trace_marker", t).unwrap();
-    }
     let mut got = Vec::new();
     for cpu in 0..utracefs::ncpu() {
         let mut f = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
-            .open(i.p(&format!("per_cpu/cpu{cpu}/trace_pipe_raw")))
+            .open(root.join(format!("per_cpu/cpu{cpu}/trace_pipe_raw")))
             .unwrap();
         loop {
             let mut page = vec![0u8; 4096];
@@ -711,6 +680,20 @@ fn trace_pipe_raw_pages_decode_independently() {
         }
     }
     got.sort_by_key(|r| r.0);
+    got
+}
+
+#[test]
+fn trace_pipe_raw_pages_decode_independently() {
+    let i = Inst::new();
+    let print_id: u16 = i.r("events/ftrace/print/id").trim().parse().unwrap();
+    let texts: Vec<String> = (0..50)
+        .map(|n| format!("raw record {n} {}", "z".repeat(n * 7)))
+        .collect();
+    for t in &texts {
+        i.w("trace_marker", t).unwrap();
+    }
+    let got = raw_records(&i.p(""));
     assert_eq!(got.len(), texts.len());
     for ((_, rec), text) in got.iter().zip(&texts) {
         assert_eq!(u16::from_le_bytes([rec[0], rec[1]]), print_id);
@@ -721,6 +704,179 @@ fn trace_pipe_raw_pages_decode_independently() {
         assert_eq!(&buf[..end], format!("{text}\n").as_bytes());
     }
     assert!(records(&i.r("trace")).is_empty(), "raw reads consume");
+}
+
+/// `trace_marker_raw` records a write whole or not at all: up to what one record holds (4064
+/// bytes with 4 KiB sub-buffers), EINVAL beyond and below 4 bytes, and the size checks come
+/// before tracing_on's EBADF. The records are read back raw; all compared with a kernel
+/// instance.
+#[test]
+fn raw_marker_records_whole_writes_up_to_one_record() {
+    let i = Inst::new();
+    let k = KernelInst::new("rawmax");
+    let payload = |n: usize| -> Vec<u8> { (0..n).map(|b| (b * 7 % 251) as u8).collect() };
+    let sizes = [1, 3, 4, 5, 4063, 4064, 4065, 5000, 8192];
+    let write_all = |root: &Path| -> Vec<Result<usize, i32>> {
+        sizes
+            .iter()
+            .map(|n| write_raw(&root.join("trace_marker_raw"), &payload(*n), libc::O_WRONLY))
+            .collect()
+    };
+    use libc::{EBADF, EINVAL};
+    for root in [i.p(""), k.p("")] {
+        let on = write_all(&root);
+        assert_eq!(
+            on,
+            [
+                Err(EINVAL),
+                Err(EINVAL),
+                Ok(4),
+                Ok(5),
+                Ok(4063),
+                Ok(4064),
+                Err(EINVAL),
+                Err(EINVAL),
+                Err(EINVAL)
+            ],
+            "{}",
+            root.display()
+        );
+        let recs = raw_records(&root);
+        let lens: Vec<usize> = recs.iter().map(|r| r.1.len()).collect();
+        // The 8-byte common header, then the write as it was (the ring pads to 4 bytes).
+        assert_eq!(lens, [12, 16, 4072, 4072], "{}", root.display());
+        for ((_, rec), n) in recs.iter().zip([4, 5, 4063, 4064]) {
+            assert_eq!(&rec[8..8 + n], &payload(n)[..], "{}", root.display());
+        }
+        write_raw(&root.join("tracing_on"), b"0", libc::O_WRONLY).unwrap();
+        let off = write_all(&root);
+        assert_eq!(
+            off,
+            [
+                Err(EINVAL),
+                Err(EINVAL),
+                Err(EBADF),
+                Err(EBADF),
+                Err(EBADF),
+                Err(EBADF),
+                Err(EINVAL),
+                Err(EINVAL),
+                Err(EINVAL)
+            ],
+            "{}",
+            root.display()
+        );
+        // With `markers` off every marker write is EINVAL, tracing on or off.
+        write_raw(&root.join("options/markers"), b"0", libc::O_WRONLY).unwrap();
+        assert_eq!(
+            write_raw(&root.join("trace_marker_raw"), &payload(8), libc::O_WRONLY),
+            Err(EINVAL)
+        );
+        assert_eq!(
+            write_raw(&root.join("trace_marker"), b"x", libc::O_WRONLY),
+            Err(EINVAL)
+        );
+    }
+}
+
+/// Pins thread `tid` (0: the caller) to one CPU; returns the mask it had.
+fn pin(tid: i32, cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain data; the calls only read/write the sets given.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        libc::sched_getaffinity(tid, std::mem::size_of_val(&old), &mut old);
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set),
+            0,
+            "pin {tid} to CPU {cpu}"
+        );
+        old
+    }
+}
+
+/// `tracing_cpumask` text for every CPU but `cpu` (32-bit hex groups, most significant first).
+fn mask_without(cpu: usize) -> String {
+    let ncpu = utracefs::ncpu();
+    let groups: Vec<String> = (0..ncpu.div_ceil(32))
+        .rev()
+        .map(|g| {
+            let bits = (g * 32..(g * 32 + 32).min(ncpu))
+                .filter(|c| *c != cpu)
+                .fold(0u32, |m, c| m | 1 << (c - g * 32));
+            format!("{bits:x}")
+        })
+        .collect();
+    groups.join(",")
+}
+
+/// `tracing_cpumask`: a CPU left out of the mask records nothing — a marker written there is
+/// EBADF, a process event there is dropped — while the others record as before. Compared with
+/// a kernel instance. The test thread is pinned to the masked CPU (the kernel charges a marker
+/// to the writer's CPU), and so is the daemon (which charges it to the CPU that handles it).
+#[test]
+fn tracing_cpumask_leaves_a_cpu_out() {
+    let i = Inst::new();
+    let k = KernelInst::new("cpumask");
+    let masked = 0;
+    let old = pin(0, masked);
+    for task in std::fs::read_dir(format!("/proc/{}/task", i.m.pid())).unwrap() {
+        let tid: i32 = task.unwrap().file_name().to_str().unwrap().parse().unwrap();
+        pin(tid, masked);
+    }
+    let all = i.r("tracing_cpumask");
+    assert_eq!(all, read(&k.p("tracing_cpumask")));
+    // Runs /bin/true on this thread's CPUs; returns its pid.
+    let exec = || -> u32 {
+        let mut child = std::process::Command::new("/bin/true").spawn().unwrap();
+        assert!(child.wait().unwrap().success());
+        child.id()
+    };
+    let roots = [i.p(""), k.p("")];
+    for root in &roots {
+        let w = |f: &str, d: &[u8]| write_raw(&root.join(f), d, libc::O_WRONLY);
+        w("events/sched/sched_process_exec/enable", b"1").unwrap();
+        assert_eq!(
+            w("tracing_cpumask", mask_without(masked).as_bytes()),
+            Ok(mask_without(masked).len())
+        );
+        assert_eq!(
+            w("trace_marker", b"masked"),
+            Err(libc::EBADF),
+            "{}",
+            root.display()
+        );
+        assert_eq!(w("trace_marker_raw", b"\x07\0\0\0ab"), Err(libc::EBADF));
+        assert_eq!(w("trace_marker_raw", b"ab"), Err(libc::EINVAL));
+    }
+    assert_eq!(i.r("tracing_cpumask"), read(&k.p("tracing_cpumask")));
+    let hidden = exec();
+    // A process event on a CPU still traced is recorded: once it is in, the connector's
+    // earlier message (the masked exec) has been handled too.
+    let seen = (utracefs::ncpu() > 1).then(|| {
+        let mine = pin(0, masked + 1);
+        let pid = exec();
+        // SAFETY: restores this thread's own mask.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&mine), &mine) };
+        pid
+    });
+    let has = |t: &str, pid: u32| t.contains(&format!(" pid={pid} old_pid={pid}"));
+    if let Some(pid) = seen {
+        eventually("the exec on a traced CPU", || has(&i.r("trace"), pid));
+        assert!(has(&read(&k.p("trace")), pid));
+    }
+    for root in &roots {
+        let trace = read(&root.join("trace"));
+        assert!(!has(&trace, hidden), "{}: {trace}", root.display());
+        assert!(!trace.contains("tracing_mark_write: masked"), "{trace}");
+        let w = |f: &str, d: &[u8]| write_raw(&root.join(f), d, libc::O_WRONLY);
+        w("tracing_cpumask", all.as_bytes()).unwrap();
+        assert_eq!(w("trace_marker", b"back"), Ok(4), "{}", root.display());
+        w("events/sched/sched_process_exec/enable", b"0").unwrap();
+    }
+    // SAFETY: restores this thread's own mask.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&old), &old) };
 }
 
 /// trace-cmd (libtracefs) insists on a mount of type `tracefs`: in a private mount namespace

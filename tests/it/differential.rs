@@ -8,7 +8,8 @@
 //! The kernel's tracefs must be mountable (root): the tests fail, never skip, without it.
 
 use crate::common::{
-    CATALOG_SERIES, KERNEL_EVENTS, KernelTracefs, Mount, kernel_series, mirror, write_raw,
+    CATALOG_SERIES, KERNEL_EVENTS, KernelInst, KernelTracefs, Mount, kernel_series, mirror, read,
+    write_raw,
 };
 use crate::tree::{event_dirs, list, read_once, rel, walk};
 use std::collections::BTreeSet;
@@ -465,6 +466,50 @@ fn enable_behaviour_matches_kernel_instance() {
         "enable behaviour (kernel instance vs clone top level)",
         &bad,
     );
+}
+
+/// `set_event` lists every event whose enabled flag is set, soft mode included: `ftrace:print`
+/// (which cannot be enabled) is listed while it has a trigger, in its place in the kernel's
+/// event list, and stays when an O_TRUNC write disables the rest. Compared with a kernel
+/// instance with every event enabled (tracing off, so nothing is recorded).
+#[test]
+fn set_event_lists_print_while_it_has_a_trigger() {
+    let k = kernel();
+    let m = mirror(&k);
+    let _exclusive = KERNEL_EVENTS.write().unwrap_or_else(|e| e.into_inner());
+    let ki = KernelInst::new("setevent");
+    std::fs::create_dir(m.p("instances/se")).unwrap();
+    let roots = [ki.p(""), m.p("instances/se")];
+    let w = |root: &PathBuf, f: &str, d: &[u8], flags: i32| {
+        write_raw(&root.join(f), d, libc::O_WRONLY | flags)
+            .unwrap_or_else(|e| panic!("{} {f}: errno {e}", root.display()));
+    };
+    let set_events = || roots.each_ref().map(|r| read(&r.join("set_event")));
+    for root in &roots {
+        w(root, "tracing_on", b"0", 0);
+        w(root, "events/ftrace/print/trigger", b"traceoff", 0);
+        w(root, "events/enable", b"1", 0);
+    }
+    let [kernel_list, clone_list] = set_events();
+    assert!(kernel_list.contains("\nftrace:print\n"), "{kernel_list}");
+    assert!(
+        kernel_list == clone_list,
+        "set_event differs: kernel {} lines, clone {} lines; first difference: {:?}",
+        kernel_list.lines().count(),
+        clone_list.lines().count(),
+        kernel_list
+            .lines()
+            .zip(clone_list.lines())
+            .find(|(a, b)| a != b)
+    );
+    for root in &roots {
+        w(root, "set_event", b"", libc::O_TRUNC);
+    }
+    assert_eq!(set_events(), ["ftrace:print\n", "ftrace:print\n"]);
+    for root in &roots {
+        w(root, "events/ftrace/print/trigger", b"!traceoff", 0);
+    }
+    assert_eq!(set_events(), ["", ""]);
 }
 
 // ------------------------------------------------------------------------------------------

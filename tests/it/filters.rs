@@ -1,6 +1,6 @@
 //! `filter` files (spec §7; §14 scenarios 24–36, 42, 45), each in a fresh instance.
 
-use crate::common::{Inst, write_raw};
+use crate::common::{Inst, KernelInst, write_outcome, write_raw};
 use crate::tree::read_once;
 
 const EXEC: &str = "events/sched/sched_process_exec/filter";
@@ -29,7 +29,6 @@ fn valid_filters_read_back_as_stored() {
         "CPU < 2",
         "COMM ~ \"b*\"",
         "comm == \"bash\"",
-        "pid == 1 &&",
         "!pid == 1",
     ] {
         assert_eq!(i.w(EXEC, ok.as_bytes()), Ok(ok.len()), "filter {ok:?}");
@@ -83,6 +82,48 @@ fn errors_show_the_caret_and_reach_error_log() {
     assert!(
         i.r("error_log")
             .ends_with(&format!("  Command: pid ==\n{}^\n", " ".repeat(18)))
+    );
+}
+
+/// A `&&` or `||` with nothing after it, in an event filter or a trigger's `if`: EINVAL,
+/// "Meaningless filter expression" with the caret at the end of the text, nothing installed —
+/// compared with a kernel instance (errno, the file's text, error_log byte for byte).
+#[test]
+fn dangling_operators_are_refused_as_by_the_kernel() {
+    let i = Inst::new();
+    let k = KernelInst::new("dangling");
+    let filter = "events/sched/sched_switch/filter";
+    let trigger = "events/sched/sched_switch/trigger";
+    for expr in [
+        "common_pid == 1 &&",
+        "common_pid == 1 ||  \t",
+        " common_pid == 1 &&\n",
+        "(common_pid == 1) ||",
+        "common_pid == 1 && !",
+        "common_pid == 1 || common_pid == 2 &&",
+        "common_pid == 1 && common_pid == 2 ||",
+    ] {
+        for (file, text) in [
+            (filter, expr.to_string()),
+            (trigger, format!("traceoff if {expr}")),
+        ] {
+            let clone = write_outcome(&i.p(""), file, text.as_bytes());
+            let kernel = write_outcome(&k.p(""), file, text.as_bytes());
+            assert_eq!(clone, kernel, "{file} <- {text:?}");
+            assert_eq!(clone.0, Err(libc::EINVAL), "{file} <- {text:?}");
+            assert!(
+                clone.2.starts_with(
+                    "event filter parse error: error: Meaningless filter expression\n"
+                ),
+                "{file} <- {text:?}: {}",
+                clone.2
+            );
+        }
+    }
+    assert_eq!(
+        i.r("events/sched/sched_switch/enable"),
+        "0\n",
+        "no trigger put it in soft mode"
     );
 }
 

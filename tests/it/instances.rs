@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::common::{KernelTracefs, Mount, configured_like_reference, read, write_raw};
+use crate::common::{
+    Inst, KernelInst, KernelTracefs, Mount, configured_like_reference, read, write_raw,
+};
 
 fn errno_of(r: std::io::Result<impl Sized>) -> Option<i32> {
     r.err().and_then(|e| e.raw_os_error())
@@ -85,6 +87,31 @@ fn mkdir_creates_a_full_instance_with_the_kernels_file_set() {
         set(m.p("events")),
         "§11: same events/ tree"
     );
+}
+
+/// An instance's `current_tracer` takes only what its `available_tracers` lists (`blk`, a
+/// top-level tracer, is EINVAL there), with the kernel instance's errno for each.
+#[test]
+fn instance_current_tracer_follows_its_available_tracers() {
+    let i = Inst::new();
+    let k = KernelInst::new("tracer");
+    let top = read(&k.p("../../available_tracers"));
+    let mut tried = 0;
+    for tracer in ["blk", "function", "nop", "bogus"] {
+        if tracer != "bogus" && !top.split_whitespace().any(|t| t == tracer) {
+            continue; // not built into this kernel
+        }
+        let clone = i.w("current_tracer", tracer);
+        let kernel = write_raw(&k.p("current_tracer"), tracer.as_bytes(), libc::O_WRONLY);
+        assert_eq!(clone, kernel, "current_tracer <- {tracer}");
+        assert_eq!(i.r("current_tracer"), read(&k.p("current_tracer")));
+        tried += 1;
+    }
+    assert!(
+        tried >= 2,
+        "the kernel offers none of the clone's tracers: {top}"
+    );
+    assert_eq!(i.w("current_tracer", "blk"), Err(libc::EINVAL));
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{Inst, KernelTracefs, Mount, mount_type, read, write_raw};
+use crate::common::{Inst, KernelInst, Mount, mount_type, read, write_raw};
 use crate::history::{wait_child, wait_for};
 
 const BOUND: Duration = Duration::from_secs(20);
@@ -36,32 +36,6 @@ fn spawn_cat(p: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// A kernel tracefs instance made for this test (removed on drop); the kernel's tracefs must be
-/// mountable (root): tests fail, never skip, without it.
-struct KInst {
-    k: KernelTracefs,
-    name: String,
-}
-
-impl KInst {
-    fn new(tag: &str) -> KInst {
-        let k = KernelTracefs::mount().expect("mount the kernel tracefs to compare with");
-        let name = format!("utracefs_{tag}_{}", std::process::id());
-        let _ = std::fs::remove_dir(k.path().join("instances").join(&name));
-        std::fs::create_dir(k.path().join("instances").join(&name)).expect("mkdir kernel instance");
-        KInst { k, name }
-    }
-    fn path(&self) -> PathBuf {
-        self.k.path().join("instances").join(&self.name)
-    }
-}
-
-impl Drop for KInst {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(self.path());
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -214,17 +188,13 @@ fn held_open_dirs_across_removal_of_events_and_instances() {
     }
     assert_eq!(inst_ev[4], enoent, "§14 scenario 58");
     // Against a kernel instance.
-    let k = KInst::new("held");
-    let kroot = k.path().parent().unwrap().to_path_buf();
-    let kinst = hold_and_remove(&k.path(), "trace", || {
-        std::fs::remove_dir(k.path()).unwrap()
+    let k = KernelInst::new("held");
+    let kroot = k.p("").parent().unwrap().to_path_buf();
+    let kinst = hold_and_remove(&k.p(""), "trace", || std::fs::remove_dir(k.p("")).unwrap());
+    std::fs::create_dir(k.p("")).unwrap();
+    let kinst_ev = hold_and_remove(&k.p("events/sched/sched_switch"), "enable", || {
+        std::fs::remove_dir(k.p("")).unwrap()
     });
-    std::fs::create_dir(k.path()).unwrap();
-    let kinst_ev = hold_and_remove(
-        &k.path().join("events/sched/sched_switch"),
-        "enable",
-        || std::fs::remove_dir(k.path()).unwrap(),
-    );
     drop(kroot);
     assert_eq!(
         inst, kinst,
@@ -616,8 +586,8 @@ fn bad_writes_to_every_writable_file_never_crash_or_corrupt() {
     let s = m.stats();
     assert_eq!(s["errors_eio"] + s["errors_estale"], 0, "no EIO/ESTALE");
     // Compare with a kernel instance.
-    let k = KInst::new("badw");
-    let kernel = bad_writes(&k.path(), &|| {});
+    let k = KernelInst::new("badw");
+    let kernel = bad_writes(&k.p(""), &|| {});
     let mut diffs = Vec::new();
     for (key, c) in &clone {
         let kv = &kernel[key];

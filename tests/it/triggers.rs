@@ -1,7 +1,7 @@
 //! `trigger` files and soft mode (spec §8, §5.1; §14 scenarios 15, 16, 37–41, 43, 44), each run
 //! in a fresh instance like the spec's scenarios.
 
-use crate::common::{Inst, read};
+use crate::common::{Inst, KernelInst, read, write_outcome};
 
 const HEADER: &str =
     "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n";
@@ -84,6 +84,50 @@ fn trigger_writes_the_kernel_rejects() {
     }
     assert_eq!(i.r(&t), HEADER, "nothing was added");
     assert_eq!(i.r(&format!("{HANG}/enable")), "0\n", "and no soft mode");
+}
+
+/// An `if` filter that fails to compile fails the trigger write with the filter's own errno
+/// (the odd ones of §7.4 included) and logs the filter's error_log entry; `0` is an expression
+/// here, not "clear". Compared with a kernel instance.
+#[test]
+fn a_bad_if_filter_fails_with_the_filters_errno() {
+    let i = Inst::new();
+    let k = KernelInst::new("trigif");
+    let t = "events/sched/sched_switch/trigger";
+    for (text, errno) in [
+        ("traceoff if common_pid == \"1", libc::ESRCH),
+        ("traceoff if ((common_pid == 1)", libc::ENOENT),
+        ("traceoff if (((common_pid == 1", libc::ENOENT),
+        ("traceoff if (common_pid == 1))", libc::EPERM),
+        ("traceoff if &&", libc::EPERM),
+        (
+            "stacktrace:3 if common_pid == 1 common_pid == 2",
+            libc::EPERM,
+        ),
+        (
+            "enable_event:sched:sched_wakeup if (common_pid == 1",
+            libc::ENOENT,
+        ),
+        ("traceoff if 0", libc::EINVAL),
+        ("traceoff if  0  ", libc::EINVAL),
+        ("traceoff if bogus == 1", libc::EINVAL),
+    ] {
+        let clone = write_outcome(&i.p(""), t, text.as_bytes());
+        assert_eq!(
+            clone,
+            write_outcome(&k.p(""), t, text.as_bytes()),
+            "{text:?}"
+        );
+        assert_eq!(clone.0, Err(errno), "{text:?}");
+        assert_eq!(clone.1, HEADER, "{text:?}: nothing installed");
+        assert!(
+            clone.2.starts_with("event filter parse error: error: "),
+            "{text:?}: {}",
+            clone.2
+        );
+    }
+    assert_eq!(i.r("events/sched/sched_switch/enable"), "0\n");
+    assert_eq!(i.r("events/sched/sched_wakeup/enable"), "0\n");
 }
 
 #[test]

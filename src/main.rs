@@ -24,7 +24,7 @@ struct Args {
     /// tracefs). Default: the embedded catalog of Linux 6.18.
     #[arg(long)]
     catalog: Option<PathBuf>,
-    /// FUSE worker threads.
+    /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8).
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
     /// Mount options: uid=N, gid=N, mode=OCTAL (root directory), allow_other, over (mount on
@@ -46,6 +46,10 @@ struct Args {
 
 /// Held, never released, by the one thread that ends the process.
 static EXIT: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// Each FUSE worker holds a 16 MiB request buffer and its own /dev/fuse clone; blocking reads
+/// are parked without a thread, so more than this only costs memory.
+const MAX_THREADS: usize = 64;
 
 fn default_threads() -> usize {
     utracefs::ncpu().clamp(2, 8)
@@ -71,8 +75,11 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let opts = MountOptions::parse(&args.options)?;
-    if args.threads == 0 {
-        return Err("--threads must be at least 1".into());
+    if !(1..=MAX_THREADS).contains(&args.threads) {
+        return Err(format!(
+            "--threads {} is out of range: 1 to {MAX_THREADS}",
+            args.threads
+        ));
     }
     let mountpoint = mount::check_mount_point(&args.mountpoint, opts.over)?;
     let catalog = match &args.catalog {

@@ -462,10 +462,26 @@ fn catalog_directory_without_tracefs_layout_is_an_error() {
 }
 
 #[test]
+fn threads_beyond_the_bound_are_an_error() {
+    let t = TempDir::new("cli");
+    let mp = t.path().join("m");
+    std::fs::create_dir(&mp).unwrap();
+    // 65 first: a daemon that accepts it mounts and serves (run_bin then fails) without the
+    // gigabytes 100000 workers would take.
+    for n in ["65", "100000", "0"] {
+        let r = run_bin(&[OsStr::new("--threads"), OsStr::new(n), mp.as_os_str()]);
+        assert_one_line_error(&r, &["--threads", n, "1 to 64"], &format!("--threads {n}"));
+        assert_not_mounted(&mp, n);
+    }
+}
+
+#[test]
 fn threads_option_is_accepted() {
-    let m = Mount::new(&["--threads", "3"]);
-    assert!(
-        m.p("events/sched/sched_switch/format").exists(),
-        "--threads 3 mount serves events"
-    );
+    for n in ["3", "64"] {
+        let m = Mount::new(&["--threads", n]);
+        assert!(
+            m.p("events/sched/sched_switch/format").exists(),
+            "--threads {n} mount serves events"
+        );
+    }
 }

@@ -485,3 +485,19 @@ fn threads_option_is_accepted() {
         );
     }
 }
+
+#[test]
+fn logs_to_a_file_carry_no_colour_codes() {
+    let m = Mount::new(&[]);
+    // A failed lookup and a rejected write add debug/warn-level lines where enabled.
+    assert!(m.p("events/no_such_system").metadata().is_err());
+    let log = m.log();
+    assert!(
+        log.contains("mounted"),
+        "no startup line in the log: {log:?}"
+    );
+    assert!(
+        !log.contains('\x1b'),
+        "the log written to a file has escape codes: {log:?}"
+    );
+}

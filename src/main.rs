@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use fuser::{Config, Session, SessionACL};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use utracefs::catalog::Catalog;
 use utracefs::fs::TraceFs;
-use utracefs::mount::{self, MountOptions, Watchdog};
+use utracefs::mount::{self, MountOptions};
 use utracefs::registry::{MountOwner, Registry};
 
 /// A FUSE clone of Linux tracefs with a lazily built eventfs tree.
@@ -84,7 +84,7 @@ fn run(args: Args) -> Result<(), String> {
             args.threads
         ));
     }
-    let mountpoint = mount::check_mount_point(&args.mountpoint, opts.over)?;
+    let mut checked = mount::check_mount_point(&args.mountpoint, opts.over)?;
     let catalog = match &args.catalog {
         Some(p) => Catalog::load(p).map_err(|e| e.to_string())?,
         None => Catalog::embedded(),
@@ -106,14 +106,17 @@ fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    // A mount left by a daemon that died answers ENOTCONN until replaced: replace it here.
+    while checked.dead {
+        mount::detach_dead(&checked.path)?;
+        warn!(
+            "recovered {}: unmounted the dead utracefs mount left there by a daemon that died",
+            checked.path.display()
+        );
+        checked = mount::check_mount_point(&checked.path, opts.over)?;
+    }
+    let mountpoint = checked.path;
     let fuse_fd = mount::mount(&mountpoint, &opts)?;
-    let watchdog = match Watchdog::start(&mountpoint) {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = mount::unmount(&mountpoint);
-            return Err(e);
-        }
-    };
 
     let fs = TraceFs::new(reg.clone(), Duration::from_secs(args.ttl));
     let core = fs.core();
@@ -123,7 +126,6 @@ fn run(args: Args) -> Result<(), String> {
         Ok(s) => s,
         Err(e) => {
             let _ = mount::unmount(&mountpoint);
-            watchdog.disarm();
             return Err(format!("FUSE handshake failed: {e}"));
         }
     };
@@ -182,7 +184,6 @@ fn run(args: Args) -> Result<(), String> {
     if mount::is_mounted(&mountpoint) {
         let _ = mount::unmount(&mountpoint);
     }
-    watchdog.disarm();
     info!("unmounted {}", mountpoint.display());
     result.map_err(|e| format!("FUSE session: {e}"))
 }

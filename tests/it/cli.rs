@@ -190,6 +190,29 @@ fn mount_point_already_serving_utracefs_is_an_error() {
 }
 
 #[test]
+fn non_empty_mount_point_is_mounted_with_a_warning() {
+    let dir = TempDir::new("cli");
+    let mp = dir.path().join("m");
+    std::fs::create_dir(&mp).unwrap();
+    std::fs::write(mp.join("left_over"), "x").unwrap();
+    let m = Mount::on(dir, &[]);
+    let log = m.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains(mp.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("no warning naming {}: {log}", mp.display()));
+    assert!(warning.contains("not empty"), "{warning}");
+    assert!(m.p("events/sched/sched_switch/format").exists());
+    assert!(!m.p("left_over").exists(), "the mount hides the directory");
+}
+
+#[test]
+fn empty_mount_point_gives_no_warning() {
+    let m = Mount::new(&[]);
+    assert!(!m.log().contains("not empty"), "{}", m.log());
+}
+
+#[test]
 fn unreadable_catalog_names_the_path() {
     let t = TempDir::new("cli");
     let mp = t.path().join("m");

@@ -55,6 +55,8 @@ pub struct Mount {
     pub child: Option<Child>,
     pub stats_sock: PathBuf,
     pub stderr_log: PathBuf,
+    /// The daemon's `RUST_LOG`.
+    log_filter: String,
 }
 
 impl Mount {
@@ -65,8 +67,23 @@ impl Mount {
         Mount::on(dir, args)
     }
 
+    /// Mounts with the daemon's log filter set to `filter` (`RUST_LOG`, e.g. "debug").
+    pub fn with_log(args: &[&str], filter: &str) -> Mount {
+        let dir = TempDir::new("mnt");
+        std::fs::create_dir(dir.path().join("m")).unwrap();
+        Mount::start(dir, args, filter)
+    }
+
     /// Mounts on `dir/m`, a directory the caller made (and may have filled).
     pub fn on(dir: TempDir, args: &[&str]) -> Mount {
+        Mount::start(
+            dir,
+            args,
+            &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+    }
+
+    fn start(dir: TempDir, args: &[&str], filter: &str) -> Mount {
         let stats_sock = dir.path().join("stats.sock");
         let stderr_log = dir.path().join("daemon.log");
         let mut m = Mount {
@@ -74,6 +91,7 @@ impl Mount {
             child: None,
             stats_sock,
             stderr_log,
+            log_filter: filter.to_string(),
         };
         m.spawn(args, false);
         m
@@ -95,10 +113,7 @@ impl Mount {
             .arg("--stats")
             .arg(&self.stats_sock)
             .arg(self.path())
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

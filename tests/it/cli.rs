@@ -524,3 +524,86 @@ fn logs_to_a_file_carry_no_colour_codes() {
         "the log written to a file has escape codes: {log:?}"
     );
 }
+
+/// Every tool answers `--help`: the examples/ programs and the examples/stress/*.sh scripts
+/// print their usage on stdout and exit 0 at once (doing nothing else).
+#[test]
+fn every_example_and_stress_script_answers_help() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // `cargo test` builds the examples; `cargo test --test it` does not, so build them here
+    // (a no-op when they are up to date) next to this test binary: <target>/<profile>/deps/.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args(["build", "--quiet", "--examples", "--manifest-path"])
+        .arg(manifest.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap());
+    if profile_dir.file_name() == Some(OsStr::new("release")) {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "cargo build --examples");
+    let mut tools: Vec<(String, Command)> = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(manifest.join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut scripts: Vec<_> = std::fs::read_dir(manifest.join("examples/stress"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    scripts.sort();
+    for p in names
+        .iter()
+        .filter(|p| p.extension() == Some(OsStr::new("rs")))
+    {
+        let name = p.file_stem().unwrap().to_str().unwrap().to_string();
+        let cmd = Command::new(profile_dir.join("examples").join(&name));
+        tools.push((name, cmd));
+    }
+    for p in scripts
+        .iter()
+        .filter(|p| p.extension() == Some(OsStr::new("sh")))
+    {
+        let mut cmd = Command::new("bash");
+        cmd.arg(p);
+        tools.push((p.file_name().unwrap().to_str().unwrap().to_string(), cmd));
+    }
+    assert!(tools.len() >= 8, "only {} tools found", tools.len());
+    for (name, mut cmd) in tools {
+        let dir = TempDir::new("help");
+        let out = std::fs::File::create(dir.path().join("out")).unwrap();
+        let err = std::fs::File::create(dir.path().join("err")).unwrap();
+        let mut child = cmd
+            .arg("--help")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} --help was still running after 20 s (it ran instead)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let text = std::fs::read_to_string(dir.path().join("out")).unwrap();
+        let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+        assert!(
+            status.success(),
+            "{name} --help exited with {status}: {err}"
+        );
+        assert!(
+            text.to_lowercase().contains("usage") || text.contains("TRACEFS_ROOT"),
+            "{name} --help printed no usage: {text:?}"
+        );
+    }
+}

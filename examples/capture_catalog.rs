@@ -4,10 +4,17 @@
 //! (mount one first if needed: `mount -t tracefs nodev /tmp/ktr`). Only reads the tracefs.
 use std::process::ExitCode;
 
+const USAGE: &str = "usage: capture_catalog <tracefs-dir> <out-file>\n\
+    Writes the event catalog of a mounted tracefs (read only) to <out-file>.";
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let [src, out] = args.as_slice() else {
-        eprintln!("usage: capture_catalog <tracefs-dir> <out-file>");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
     let cat = match utracefs::catalog::Catalog::from_tracefs_dir(src.as_ref()) {

@@ -225,15 +225,29 @@ fn main() {
     }
 }
 
+const USAGE: &str = "usage: datapath_bench [--secs S]\n\
+    Records per second through trace_marker (utracefs and a kernel instance) and inject with \
+    1, 2 and 4 writers, and trace_pipe/trace_pipe_raw drain throughput; S seconds per cell \
+    (default 2). Needs root and a release build of utracefs.";
+
 fn run() -> Res<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let secs = match args.iter().position(|a| a == "--secs") {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|s| s.parse().ok())
-            .ok_or("--secs needs a number")?,
-        None => 2.0,
-    };
+    let mut secs = 2.0;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--secs" => {
+                secs = args
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("--secs needs a number")?
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            _ => return Err(format!("unknown argument {a}\n{USAGE}")),
+        }
+    }
     let threads = [1usize, 2, 4];
     let daemon = Daemon::spawn()?;
     let ours = {

@@ -299,7 +299,23 @@ fn load() {
     let _ = fs::remove_dir_all(&dir);
 }
 
+const USAGE: &str = "usage: render_diff\n\
+    Compares utracefs's rendering of ring-buffer records with the running kernel's `trace` \
+    text, inside its own kernel instance instances/render-diff (root; mounts tracefs at \
+    /tmp/ktr if needed). Exits non-zero on any mismatch.";
+
 fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(a) => {
+            eprintln!("render_diff: unknown argument {a}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
     let _ = fs::create_dir_all(ROOT);
     let mounted = Command::new("mountpoint")
         .arg("-q")

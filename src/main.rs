@@ -1,5 +1,6 @@
 //! `utracefs`: arguments, logging, signals, mount. Everything else lives in the library.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -7,11 +8,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use fuser::{Config, Session, SessionACL};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use utracefs::catalog::Catalog;
 use utracefs::fs::TraceFs;
-use utracefs::mount::{self, MountOptions, Watchdog};
+use utracefs::mount::{self, MountOptions};
 use utracefs::registry::{MountOwner, Registry};
 
 /// A FUSE clone of Linux tracefs with a lazily built eventfs tree.
@@ -24,7 +25,7 @@ struct Args {
     /// tracefs). Default: the embedded catalog of Linux 6.18.
     #[arg(long)]
     catalog: Option<PathBuf>,
-    /// FUSE worker threads.
+    /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8).
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
     /// Mount options: uid=N, gid=N, mode=OCTAL (root directory), allow_other, over (mount on
@@ -47,6 +48,10 @@ struct Args {
 /// Held, never released, by the one thread that ends the process.
 static EXIT: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
 
+/// Each FUSE worker holds a 16 MiB request buffer and its own /dev/fuse clone; blocking reads
+/// are parked without a thread, so more than this only costs memory.
+const MAX_THREADS: usize = 64;
+
 fn default_threads() -> usize {
     utracefs::ncpu().clamp(2, 8)
 }
@@ -59,6 +64,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour escapes only on a terminal: logs sent to a file or a pipe stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -71,10 +78,13 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let opts = MountOptions::parse(&args.options)?;
-    if args.threads == 0 {
-        return Err("--threads must be at least 1".into());
+    if !(1..=MAX_THREADS).contains(&args.threads) {
+        return Err(format!(
+            "--threads {} is out of range: 1 to {MAX_THREADS}",
+            args.threads
+        ));
     }
-    let mountpoint = mount::check_mount_point(&args.mountpoint, opts.over)?;
+    let mut checked = mount::check_mount_point(&args.mountpoint, opts.over)?;
     let catalog = match &args.catalog {
         Some(p) => Catalog::load(p).map_err(|e| e.to_string())?,
         None => Catalog::embedded(),
@@ -96,14 +106,17 @@ fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    // A mount left by a daemon that died answers ENOTCONN until replaced: replace it here.
+    while checked.dead {
+        mount::detach_dead(&checked.path)?;
+        warn!(
+            "recovered {}: unmounted the dead utracefs mount left there by a daemon that died",
+            checked.path.display()
+        );
+        checked = mount::check_mount_point(&checked.path, opts.over)?;
+    }
+    let mountpoint = checked.path;
     let fuse_fd = mount::mount(&mountpoint, &opts)?;
-    let watchdog = match Watchdog::start(&mountpoint) {
-        Ok(w) => w,
-        Err(e) => {
-            let _ = mount::unmount(&mountpoint);
-            return Err(e);
-        }
-    };
 
     let fs = TraceFs::new(reg.clone(), Duration::from_secs(args.ttl));
     let core = fs.core();
@@ -113,7 +126,6 @@ fn run(args: Args) -> Result<(), String> {
         Ok(s) => s,
         Err(e) => {
             let _ = mount::unmount(&mountpoint);
-            watchdog.disarm();
             return Err(format!("FUSE handshake failed: {e}"));
         }
     };
@@ -172,7 +184,6 @@ fn run(args: Args) -> Result<(), String> {
     if mount::is_mounted(&mountpoint) {
         let _ = mount::unmount(&mountpoint);
     }
-    watchdog.disarm();
     info!("unmounted {}", mountpoint.display());
     result.map_err(|e| format!("FUSE session: {e}"))
 }

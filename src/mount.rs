@@ -1,6 +1,13 @@
 //! Mounting and unmounting: checks on the mount point with clear errors, mount(2) of a FUSE
-//! filesystem of type `fuse.tracefs`, and a watchdog process that detaches the mount if the
-//! daemon dies without unmounting (SIGKILL, abort), so users never meet a dead mount.
+//! filesystem of type `fuse.tracefs`, and recovery of a dead one.
+//!
+//! If the daemon dies without unmounting (SIGKILL, crash), its mount stays in place on purpose:
+//! the kernel aborts a FUSE connection when the last /dev/fuse descriptor closes (only the
+//! daemon holds one), and from then on every call on the mount — blocked readers, open fds, new
+//! lookups, creates — fails at once with ENOTCONN. Detaching it instead would turn the mount
+//! point back into the bare directory, where lookups answer a plausible ENOENT and a write such
+//! as `echo > trace_marker` creates a stray file. The next start on that mount point finds the
+//! dead `fuse.tracefs` mount (stat answers ENOTCONN), detaches it and mounts afresh.
 
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -70,14 +77,38 @@ impl MountOptions {
     }
 }
 
+/// A mount point that passed [`check_mount_point`].
+#[derive(Debug)]
+pub struct MountPoint {
+    /// Canonical path.
+    pub path: PathBuf,
+    /// A dead utracefs mount is on top there (its daemon died); [`detach_dead`] removes it,
+    /// after which the directory below must be checked again.
+    pub dead: bool,
+}
+
 /// Checks that `path` can be mounted on: exists, is a directory, is not already a mount point
-/// (unless `over`).
-pub fn check_mount_point(path: &Path, over: bool) -> Result<PathBuf, String> {
+/// (unless `over`), or is a dead utracefs mount. Warns if the directory is not empty: its
+/// contents are hidden while mounted.
+pub fn check_mount_point(path: &Path, over: bool) -> Result<MountPoint, String> {
     let shown = path.display();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("mount point {shown} does not exist"));
+        }
+        // A FUSE mount whose connection is gone; only a `fuse.tracefs` one is ours to clear.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            let canon = canonical_parent(path).map_err(|e| format!("mount point {shown}: {e}"))?;
+            if top_fstype(&canon).as_deref() == Some("fuse.tracefs") {
+                return Ok(MountPoint {
+                    path: canon,
+                    dead: true,
+                });
+            }
+            return Err(format!(
+                "mount point {shown}: {e} (a dead FUSE mount of another file system)"
+            ));
         }
         Err(e) => return Err(format!("mount point {shown}: {e}")),
     };
@@ -87,12 +118,50 @@ pub fn check_mount_point(path: &Path, over: bool) -> Result<PathBuf, String> {
     let canon = path
         .canonicalize()
         .map_err(|e| format!("mount point {shown}: {e}"))?;
-    if is_mount_point(&canon) && !over {
+    if is_mount_point(&canon) {
+        if !over {
+            return Err(format!(
+                "mount point {shown} is already a mount point (use -o over to mount on top of it)"
+            ));
+        }
+    } else if std::fs::read_dir(&canon).is_ok_and(|mut d| d.next().is_some()) {
+        tracing::warn!(
+            "mount point {} is not empty: its contents are hidden until it is unmounted",
+            canon.display()
+        );
+    }
+    Ok(MountPoint {
+        path: canon,
+        dead: false,
+    })
+}
+
+/// The canonical path of `path` without resolving its last component, which may be a dead
+/// mount that answers ENOTCONN to every stat.
+fn canonical_parent(path: &Path) -> std::io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("no final path component"))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Ok(parent.canonicalize()?.join(name))
+}
+
+/// Lazily unmounts the dead utracefs mount on top at `path` (fds still open on it keep failing
+/// with ENOTCONN until closed).
+pub fn detach_dead(path: &Path) -> Result<(), String> {
+    let target = cstr(path)?;
+    // SAFETY: valid C string.
+    if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
         return Err(format!(
-            "mount point {shown} is already a mount point (use -o over to mount on top of it)"
+            "cannot unmount the dead mount on {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
         ));
     }
-    Ok(canon)
+    Ok(())
 }
 
 /// Is `path` (canonical) listed as a mount point in /proc/self/mountinfo?
@@ -203,64 +272,6 @@ pub fn unmount(path: &Path) -> std::io::Result<()> {
         return Ok(());
     }
     Err(std::io::Error::last_os_error())
-}
-
-/// The write end of the pipe to the watchdog process; [`Watchdog::disarm`] on a clean exit.
-pub struct Watchdog {
-    fd: OwnedFd,
-}
-
-impl Watchdog {
-    /// Forks a watchdog that waits for this process to die. If the daemon exits without
-    /// disarming it (killed, crashed), the watchdog detaches the mount. Must be called before
-    /// any thread is started (it forks).
-    pub fn start(path: &Path) -> Result<Watchdog, String> {
-        let target = cstr(path)?;
-        let path = path.to_path_buf();
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 writes two fds into the array.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: the process is single-threaded here, so the child may use the whole standard
-        // library (no lock can be held by another thread); it ends with _exit.
-        match unsafe { libc::fork() } {
-            -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
-            0 => unsafe {
-                libc::close(fds[1]);
-                // Ctrl-C reaches the whole process group: the watchdog must outlive it.
-                libc::signal(libc::SIGINT, libc::SIG_IGN);
-                libc::signal(libc::SIGTERM, libc::SIG_IGN);
-                libc::signal(libc::SIGHUP, libc::SIG_IGN);
-                let mut byte = 0u8;
-                let n = loop {
-                    let n = libc::read(fds[0], (&mut byte as *mut u8).cast(), 1);
-                    if n >= 0 || *libc::__errno_location() != libc::EINTR {
-                        break n;
-                    }
-                };
-                // EOF without the "clean" byte: the daemon died with the mount in place.
-                if n == 0 && is_mounted(&path) {
-                    libc::umount2(target.as_ptr(), libc::MNT_DETACH);
-                }
-                libc::_exit(0)
-            },
-            _ => {
-                // SAFETY: closing our copy of the read end; keeping the write end.
-                unsafe { libc::close(fds[0]) };
-                Ok(Watchdog {
-                    fd: unsafe { OwnedFd::from_raw_fd(fds[1]) },
-                })
-            }
-        }
-    }
-
-    /// Tells the watchdog the daemon has unmounted by itself.
-    pub fn disarm(self) {
-        use std::os::fd::AsRawFd;
-        // SAFETY: writing one byte to our pipe fd.
-        unsafe { libc::write(self.fd.as_raw_fd(), b"x".as_ptr().cast(), 1) };
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
@@ -304,40 +303,73 @@ fn read_stat(proc: &Path, pid: i32) -> Option<(String, i32, char)> {
     ))
 }
 
-/// `bprm->filename` as closely as `/proc` allows: the first argv[0..3] whose basename
-/// (truncated to 15 bytes) is the new comm — the kernel derives comm from that basename — and
-/// which exists (relative to the task's cwd); argv[0] must moreover be the same file as
-/// `exe` (argv[0] is free-form), argv[1..] catches `#!` scripts, whose argv is rewritten to
-/// `interp [arg] filename …`. Otherwise the resolved `exe` link (PATH lookups, fexecve);
-/// for a task already exited (a zombie has no exe/cmdline), the comm: the basename, truncated.
+/// `bprm->filename` (the path as passed to execve) as closely as the kernel's own publications
+/// allow: only `/proc/<pid>/{exe,cwd}` are read as links and `/proc/<pid>/cmdline` as text;
+/// no path of the task is ever looked up (that would be a lookup in whatever file system the
+/// task's cwd or argv names, another FUSE mount included). In order:
+/// - argv[0] as given, when its basename (truncated to 15 bytes) is the new comm — the kernel
+///   derives comm from the filename's basename — and it is a path (`/bin/sleep`, `./prog`) or,
+///   a bare name, names `exe` relative to `cwd`. A caller that passes such an argv[0] for a
+///   different file (`exec -a /x/prog prog`) is named by its argv[0];
+/// - argv[1] or argv[2] whose basename is the comm while `exe`'s is not: a `#!` script, whose
+///   argv the kernel rewrites to `interp [arg] filename …`;
+/// - the `exe` link: the kernel's filename with symlinks resolved, the full path where the
+///   caller searched PATH itself and passed a bare argv[0] (`ls` → `/usr/bin/ls`);
+/// - for a task already exited (a zombie has no exe/cmdline), the comm.
 fn exec_filename(proc: &Path, pid: i32, comm: &str) -> String {
     let dir = proc.join(pid.to_string());
-    let exe = std::fs::read_link(dir.join("exe")).ok().map(|p| {
-        let s = p.to_string_lossy().into_owned();
-        s.strip_suffix(" (deleted)").map(str::to_owned).unwrap_or(s)
-    });
-    let exe_id = std::fs::metadata(dir.join("exe"))
-        .ok()
-        .map(|m| (m.dev(), m.ino()));
+    let link = |name| {
+        std::fs::read_link(dir.join(name)).ok().map(|p| {
+            let s = p.to_string_lossy().into_owned();
+            s.strip_suffix(" (deleted)").map(str::to_owned).unwrap_or(s)
+        })
+    };
+    let Some(exe) = link("exe") else {
+        return comm.to_owned();
+    };
+    let is_comm = |a: &str| {
+        let base = a.rsplit('/').next().unwrap_or(a).as_bytes();
+        !a.is_empty() && base.get(..base.len().min(15)) == Some(comm.as_bytes())
+    };
     let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-    for (i, a) in cmdline.split(|&b| b == 0).take(3).enumerate() {
-        let base = a.rsplit(|&b| b == b'/').next().unwrap_or(a);
-        if a.is_empty() || base.get(..base.len().min(15)) != Some(comm.as_bytes()) {
-            continue;
-        }
-        let a = String::from_utf8_lossy(a).into_owned();
-        let path = if a.starts_with('/') {
-            PathBuf::from(&a)
-        } else {
-            dir.join("cwd").join(&a)
-        };
-        match std::fs::metadata(path) {
-            Ok(m) if i == 0 && exe_id == Some((m.dev(), m.ino())) => return a,
-            Ok(m) if i > 0 && m.is_file() => return a,
-            _ => {}
+    let argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .take(3)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if let Some(a0) = argv.first().filter(|a| is_comm(a)) {
+        let cwd = link("cwd").unwrap_or_default();
+        if a0.contains('/') || lexical_join(&cwd, a0) == exe {
+            return a0.clone();
         }
     }
-    exe.unwrap_or_else(|| comm.to_owned())
+    if !is_comm(&exe)
+        && let Some(script) = argv.iter().skip(1).find(|a| is_comm(a))
+    {
+        return script.clone();
+    }
+    exe
+}
+
+/// `rel` resolved against the directory `base` by text alone (`.`, `..`, repeated `/`), as
+/// the kernel would resolve it if no component were a symlink.
+fn lexical_join(base: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let whole = if rel.starts_with('/') {
+        rel.to_owned()
+    } else {
+        format!("{base}/{rel}")
+    };
+    for c in whole.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 impl Resolver {
@@ -771,7 +803,6 @@ mod tests {
         let root = std::env::temp_dir().join(format!("procev-{}", std::process::id()));
         let p = root.join("100");
         std::fs::create_dir_all(&p).unwrap();
-        std::fs::write(root.join("s.sh"), "#!/bin/sh\n").unwrap();
         std::os::unix::fs::symlink("/bin/sh", p.join("exe")).unwrap();
         std::os::unix::fs::symlink(&root, p.join("cwd")).unwrap();
         let stat = "100 (s.sh) R 1 100 100 0 -1 0 0 0 0 0 0 0 0 0 21 0 1 0 5";
@@ -822,6 +853,72 @@ mod tests {
             ghost[..3],
             [("comm", s("<...>")), ("pid", i(556)), ("prio", i(120))]
         );
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn exec_filename_from_links_and_cmdline_only() {
+        let root = std::env::temp_dir().join(format!("procexe-{}", std::process::id()));
+        // (exe link, cwd link, cmdline, comm, expected filename); no target exists anywhere.
+        let cases = [
+            ("/x/y/prog", "/x/y", "./prog\0-v\0", "prog", "./prog"),
+            ("/x/prog", "/x/y", "../y/../prog\0", "prog", "../y/../prog"),
+            ("/x/prog", "/x", "prog\0", "prog", "prog"),
+            (
+                "/usr/bin/prog",
+                "/x",
+                "/usr//bin/./prog\0",
+                "prog",
+                "/usr//bin/./prog",
+            ),
+            // through symlinks (/bin -> usr/bin, /bin/sh -> dash): as passed, like the kernel
+            (
+                "/usr/bin/sleep",
+                "/x",
+                "/bin/sleep\x001\0",
+                "sleep",
+                "/bin/sleep",
+            ),
+            ("/usr/bin/dash", "/x", "/bin/sh\0-c\0", "sh", "/bin/sh"),
+            // PATH searched by the caller: argv[0] is only the name.
+            ("/usr/bin/prog", "/x", "prog\0", "prog", "/usr/bin/prog"),
+            // a free-form argv[0] that is not the comm
+            ("/usr/bin/bash", "/x", "-bash\0", "bash", "/usr/bin/bash"),
+            // a #! script run by its interpreter
+            (
+                "/usr/bin/dash",
+                "/x",
+                "/bin/sh\0./s.sh\0a\0",
+                "s.sh",
+                "./s.sh",
+            ),
+            (
+                "/usr/bin/env",
+                "/x",
+                "/usr/bin/env\0-S\0/x/s.py\0",
+                "s.py",
+                "/x/s.py",
+            ),
+            // an interpreter running a file that merely shares the comm's name
+            (
+                "/usr/bin/prog",
+                "/x",
+                "prog\0prog\0",
+                "prog",
+                "/usr/bin/prog",
+            ),
+            ("/x/prog (deleted)", "/x", "./prog\0", "prog", "./prog"),
+        ];
+        for (pid, (exe, cwd, cmdline, comm, want)) in cases.iter().enumerate() {
+            let p = root.join(pid.to_string());
+            std::fs::create_dir_all(&p).unwrap();
+            std::os::unix::fs::symlink(exe, p.join("exe")).unwrap();
+            std::os::unix::fs::symlink(cwd, p.join("cwd")).unwrap();
+            std::fs::write(p.join("cmdline"), cmdline).unwrap();
+            assert_eq!(exec_filename(&root, pid as i32, comm), *want, "{cmdline:?}");
+        }
+        // A task already gone: the comm.
+        assert_eq!(exec_filename(&root, 999, "gone"), "gone");
         std::fs::remove_dir_all(&root).unwrap();
     }
 

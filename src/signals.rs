@@ -1,5 +1,5 @@
 //! SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by one thread with sigwait, so
-//! shutdown runs ordinary code (unmount, disarm the watchdog) instead of a signal handler.
+//! shutdown runs ordinary code (unmount) instead of a signal handler.
 
 /// Blocks the termination signals in the calling thread (and the threads it will start).
 pub fn block_termination_signals() -> libc::sigset_t {

@@ -1,6 +1,12 @@
 # Shared by the stress scripts: argument parsing, counters, the report. Source it; do not run it.
 # Usage of every script: <script> TRACEFS_ROOT [--seconds S] [--threads N]
 
+# --help anywhere: the script's header comment (what it does, its usage), and nothing else.
+for arg in "$@"; do
+    case $arg in
+        -h|--help) sed -n '1,/^\([^#]\|$\)/{/^#!/d;/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;;
+    esac
+done
 root=${1:?usage: $0 TRACEFS_ROOT [--seconds S] [--threads N]}
 shift
 seconds=10 threads=4

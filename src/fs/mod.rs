@@ -410,7 +410,7 @@ impl Filesystem for TraceFs {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let _busy = self.in_flight("lookup");
         self.counters.lookups.fetch_add(1, Ordering::Relaxed);
         let Some((ta, dir, _)) = self.resolve(parent) else {
@@ -432,12 +432,12 @@ impl Filesystem for TraceFs {
         match guard.find(&self.reg, &ta, &dir, name) {
             Some(child) => {
                 let attr = self.remember(&ta, &child);
-                tracing::debug!(name, ino = attr.ino.0, "lookup");
+                tracing::debug!(name, ino = attr.ino.0, pid = req.pid(), "lookup");
                 reply.entry_with_ttls(&self.ttl, &self.ttl, &attr, Generation(0));
             }
             None => {
                 self.counters.lookup_misses.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(name, "lookup: ENOENT");
+                tracing::debug!(name, pid = req.pid(), "lookup: ENOENT");
                 reply.error(self.fail("lookup", Errno::ENOENT));
             }
         }

@@ -190,6 +190,29 @@ fn mount_point_already_serving_utracefs_is_an_error() {
 }
 
 #[test]
+fn non_empty_mount_point_is_mounted_with_a_warning() {
+    let dir = TempDir::new("cli");
+    let mp = dir.path().join("m");
+    std::fs::create_dir(&mp).unwrap();
+    std::fs::write(mp.join("left_over"), "x").unwrap();
+    let m = Mount::on(dir, &[]);
+    let log = m.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains(mp.to_str().unwrap()))
+        .unwrap_or_else(|| panic!("no warning naming {}: {log}", mp.display()));
+    assert!(warning.contains("not empty"), "{warning}");
+    assert!(m.p("events/sched/sched_switch/format").exists());
+    assert!(!m.p("left_over").exists(), "the mount hides the directory");
+}
+
+#[test]
+fn empty_mount_point_gives_no_warning() {
+    let m = Mount::new(&[]);
+    assert!(!m.log().contains("not empty"), "{}", m.log());
+}
+
+#[test]
 fn unreadable_catalog_names_the_path() {
     let t = TempDir::new("cli");
     let mp = t.path().join("m");
@@ -462,10 +485,125 @@ fn catalog_directory_without_tracefs_layout_is_an_error() {
 }
 
 #[test]
+fn threads_beyond_the_bound_are_an_error() {
+    let t = TempDir::new("cli");
+    let mp = t.path().join("m");
+    std::fs::create_dir(&mp).unwrap();
+    // 65 first: a daemon that accepts it mounts and serves (run_bin then fails) without the
+    // gigabytes 100000 workers would take.
+    for n in ["65", "100000", "0"] {
+        let r = run_bin(&[OsStr::new("--threads"), OsStr::new(n), mp.as_os_str()]);
+        assert_one_line_error(&r, &["--threads", n, "1 to 64"], &format!("--threads {n}"));
+        assert_not_mounted(&mp, n);
+    }
+}
+
+#[test]
 fn threads_option_is_accepted() {
-    let m = Mount::new(&["--threads", "3"]);
+    for n in ["3", "64"] {
+        let m = Mount::new(&["--threads", n]);
+        assert!(
+            m.p("events/sched/sched_switch/format").exists(),
+            "--threads {n} mount serves events"
+        );
+    }
+}
+
+#[test]
+fn logs_to_a_file_carry_no_colour_codes() {
+    let m = Mount::new(&[]);
+    // A failed lookup and a rejected write add debug/warn-level lines where enabled.
+    assert!(m.p("events/no_such_system").metadata().is_err());
+    let log = m.log();
     assert!(
-        m.p("events/sched/sched_switch/format").exists(),
-        "--threads 3 mount serves events"
+        log.contains("mounted"),
+        "no startup line in the log: {log:?}"
     );
+    assert!(
+        !log.contains('\x1b'),
+        "the log written to a file has escape codes: {log:?}"
+    );
+}
+
+/// Every tool answers `--help`: the examples/ programs and the examples/stress/*.sh scripts
+/// print their usage on stdout and exit 0 at once (doing nothing else).
+#[test]
+fn every_example_and_stress_script_answers_help() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // `cargo test` builds the examples; `cargo test --test it` does not, so build them here
+    // (a no-op when they are up to date) next to this test binary: <target>/<profile>/deps/.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let mut build = Command::new(env!("CARGO"));
+    build
+        .args(["build", "--quiet", "--examples", "--manifest-path"])
+        .arg(manifest.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap());
+    if profile_dir.file_name() == Some(OsStr::new("release")) {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "cargo build --examples");
+    let mut tools: Vec<(String, Command)> = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(manifest.join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut scripts: Vec<_> = std::fs::read_dir(manifest.join("examples/stress"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    scripts.sort();
+    for p in names
+        .iter()
+        .filter(|p| p.extension() == Some(OsStr::new("rs")))
+    {
+        let name = p.file_stem().unwrap().to_str().unwrap().to_string();
+        let cmd = Command::new(profile_dir.join("examples").join(&name));
+        tools.push((name, cmd));
+    }
+    for p in scripts
+        .iter()
+        .filter(|p| p.extension() == Some(OsStr::new("sh")))
+    {
+        let mut cmd = Command::new("bash");
+        cmd.arg(p);
+        tools.push((p.file_name().unwrap().to_str().unwrap().to_string(), cmd));
+    }
+    assert!(tools.len() >= 8, "only {} tools found", tools.len());
+    for (name, mut cmd) in tools {
+        let dir = TempDir::new("help");
+        let out = std::fs::File::create(dir.path().join("out")).unwrap();
+        let err = std::fs::File::create(dir.path().join("err")).unwrap();
+        let mut child = cmd
+            .arg("--help")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} --help was still running after 20 s (it ran instead)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let text = std::fs::read_to_string(dir.path().join("out")).unwrap();
+        let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+        assert!(
+            status.success(),
+            "{name} --help exited with {status}: {err}"
+        );
+        assert!(
+            text.to_lowercase().contains("usage") || text.contains("TRACEFS_ROOT"),
+            "{name} --help printed no usage: {text:?}"
+        );
+    }
 }

@@ -55,53 +55,88 @@ pub struct Mount {
     pub child: Option<Child>,
     pub stats_sock: PathBuf,
     pub stderr_log: PathBuf,
+    /// The daemon's `RUST_LOG`.
+    log_filter: String,
 }
 
 impl Mount {
     /// Mounts with extra command-line arguments (placed before the mount point).
     pub fn new(args: &[&str]) -> Mount {
         let dir = TempDir::new("mnt");
-        let mnt = dir.path().join("m");
-        std::fs::create_dir(&mnt).unwrap();
+        std::fs::create_dir(dir.path().join("m")).unwrap();
+        Mount::on(dir, args)
+    }
+
+    /// Mounts with the daemon's log filter set to `filter` (`RUST_LOG`, e.g. "debug").
+    pub fn with_log(args: &[&str], filter: &str) -> Mount {
+        let dir = TempDir::new("mnt");
+        std::fs::create_dir(dir.path().join("m")).unwrap();
+        Mount::start(dir, args, filter)
+    }
+
+    /// Mounts on `dir/m`, a directory the caller made (and may have filled).
+    pub fn on(dir: TempDir, args: &[&str]) -> Mount {
+        Mount::start(
+            dir,
+            args,
+            &std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+    }
+
+    fn start(dir: TempDir, args: &[&str], filter: &str) -> Mount {
         let stats_sock = dir.path().join("stats.sock");
         let stderr_log = dir.path().join("daemon.log");
-        let log = std::fs::File::create(&stderr_log).unwrap();
+        let mut m = Mount {
+            dir,
+            child: None,
+            stats_sock,
+            stderr_log,
+            log_filter: filter.to_string(),
+        };
+        m.spawn(args, false);
+        m
+    }
+
+    /// Starts a new daemon on this mount point after the last one died (`child` taken), with
+    /// a fresh log; waits until the mount answers.
+    pub fn restart(&mut self, args: &[&str]) {
+        assert!(self.child.is_none(), "the previous daemon is still running");
+        self.spawn(args, true);
+    }
+
+    /// Starts the daemon and waits for its mount. `replacing`: a dead mount may already be in
+    /// place (answering ENOTCONN), so also wait until the mount point can be stat'ed.
+    fn spawn(&mut self, args: &[&str], replacing: bool) {
+        let log = std::fs::File::create(&self.stderr_log).unwrap();
         let child = Command::new(BIN)
             .args(args)
             .arg("--stats")
-            .arg(&stats_sock)
-            .arg(&mnt)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
+            .arg(&self.stats_sock)
+            .arg(self.path())
+            .env("RUST_LOG", &self.log_filter)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn utracefs");
-        let mut m = Mount {
-            dir,
-            child: Some(child),
-            stats_sock,
-            stderr_log,
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if mount_type(&m.path()).as_deref() == Some("fuse.tracefs") {
+            if mount_type(&self.path()).as_deref() == Some("fuse.tracefs")
+                && (!replacing || std::fs::metadata(self.path()).is_ok())
+            {
                 break;
             }
-            if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("utracefs exited before mounting ({status}): {}", m.log());
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("utracefs exited before mounting ({status}): {}", self.log());
             }
             assert!(
                 Instant::now() < deadline,
                 "utracefs did not mount in 20 s: {}",
-                m.log()
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        m
     }
 
     /// The mount point.

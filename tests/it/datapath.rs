@@ -8,7 +8,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::{Inst, KernelInst, TempDir, read, write_raw};
+use crate::common::{Inst, KernelInst, Mount, TempDir, read, write_raw};
 
 /// The record lines of a `trace` text (its `#` header dropped).
 fn records(trace: &str) -> Vec<&str> {
@@ -537,6 +537,69 @@ fn process_connector_records_fork_exec_exit() {
         .next()
         .unwrap();
     assert!(task.ends_with(&format!("-{parent}")), "{fork}");
+}
+
+/// The exec handling names the program from what the kernel publishes about the task
+/// (`/proc/<pid>/exe`, `cwd`, `cmdline`) and never looks a path of the task up: a task whose
+/// cwd or argv[0] lies in a FUSE mount (here this very mount) causes no lookup there from the
+/// daemon. A bare argv[0] gives the `exe` link; an argv[0] that is a path is taken as given.
+/// (Other daemons on the machine see the same tasks, so only this daemon's threads count.)
+#[test]
+fn exec_records_never_look_up_the_tasks_paths() {
+    use std::os::unix::process::CommandExt;
+    let m = Mount::with_log(&[], "utracefs::fs=debug");
+    std::fs::write(m.p("events/sched/sched_process_exec/enable"), "1").unwrap();
+    let bogus = m.p("no_such_dir/sleep");
+    let spawn = |arg0: &Path, cwd: &Path| {
+        std::process::Command::new("/bin/sleep")
+            .arg0(arg0)
+            .arg("1000")
+            .current_dir(cwd)
+            .spawn()
+            .unwrap()
+    };
+    // A bare name resolved against a cwd inside the mount, and a path inside it naming nothing.
+    let mut kids = [
+        spawn(Path::new("sleep"), &m.p("events/sched")),
+        spawn(&bogus, Path::new("/")),
+    ];
+    let recorded = kids.each_ref().map(|k| format!(" pid={} old_pid=", k.id()));
+    let mut trace = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !recorded.iter().all(|w| trace.contains(w.as_str())) {
+        if Instant::now() > deadline {
+            for k in &mut kids {
+                let _ = k.kill();
+            }
+            panic!("no exec records {recorded:?} in:\n{trace}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        trace = read(&m.p("trace"));
+    }
+    for k in &mut kids {
+        k.kill().unwrap();
+        k.wait().unwrap();
+    }
+    let own: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", m.pid()))
+        .unwrap()
+        .map(|t| format!("pid={}", t.unwrap().file_name().to_str().unwrap()))
+        .collect();
+    let log = m.log();
+    let by_daemon: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("lookup") && own.iter().any(|p| l.ends_with(p.as_str())))
+        .collect();
+    assert!(
+        by_daemon.is_empty(),
+        "the daemon looked up the exec'ing tasks' paths in the mount: {by_daemon:#?}"
+    );
+    let exe = std::fs::canonicalize("/bin/sleep").unwrap();
+    for want in [
+        format!("filename={}{}", exe.display(), recorded[0]),
+        format!("filename={}{}", bogus.display(), recorded[1]),
+    ] {
+        assert!(trace.contains(&want), "no {want:?} in:\n{trace}");
+    }
 }
 
 /// Forks a short-lived child, so the process connector reports a `sched_process_fork`.

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
-    let cat = match utracefs::catalog::Catalog::from_tracefs_dir(src.as_ref()) {
+    let cat = match utracefs::events::catalog::Catalog::from_tracefs_dir(src.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("capture_catalog: {e}");

@@ -1,4 +1,4 @@
-//! Differential check of `utracefs::render` against the running kernel.
+//! Differential check of `utracefs::trace::render` against the running kernel.
 //!
 //! `cargo run --release --example render_diff` (root). Mounts tracefs at /tmp/ktr if
 //! needed and changes state only inside its own instance `instances/render-diff`
@@ -14,8 +14,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
-use utracefs::catalog::Catalog;
-use utracefs::render::PrintFmt;
+use utracefs::events::catalog::Catalog;
+use utracefs::trace::render::PrintFmt;
 
 const ROOT: &str = "/tmp/ktr";
 const SUBSYSTEMS: &[&str] = &[
@@ -146,7 +146,7 @@ struct Rec {
 /// Decode one `trace_pipe_raw` sub-buffer page with the daemon's own decoder, which this run
 /// thereby checks against the kernel's pages (every record must meet its text line).
 fn decode_page(page: &[u8], out: &mut Vec<Rec>) {
-    match utracefs::ringbuf::decode_page(page) {
+    match utracefs::trace::ringbuf::decode_page(page) {
         Ok(recs) => out.extend(recs.into_iter().map(|(ts, r)| Rec {
             ts,
             data: page[r].to_vec(),

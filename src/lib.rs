@@ -1,24 +1,14 @@
 //! utracefs: a FUSE clone of Linux tracefs whose `events/` tree is built lazily from an
-//! authoritative event registry. See ARCHITECTURE.md for the map.
-pub mod buffer;
-pub mod catalog;
+//! authoritative event registry. See ARCHITECTURE.md for the map; each folder is one of its
+//! rooms, and arrows between them point one way:
+//! `control` (pure languages) ← `events` (what exists) ← `trace` (state, commit, rendering)
+//! ← `sources` (records in) ← `fs` (file set and FUSE adapter) ← `daemon` (process wiring).
 pub mod control;
-pub mod dynevent;
-pub mod emit;
-pub mod files;
-pub mod filter;
+pub mod daemon;
+pub mod events;
 pub mod fs;
-pub mod mount;
-pub mod proc_events;
-pub mod record;
-pub mod registry;
-pub mod render;
-pub mod ringbuf;
-pub mod signals;
-pub mod state;
-pub mod stats;
-pub mod tasks;
-pub mod trigger;
+pub mod sources;
+pub mod trace;
 
 /// Number of CPUs the machine has (one `per_cpu/cpuN` each), as the kernel counts them.
 pub fn ncpu() -> usize {

@@ -10,10 +10,10 @@ use clap::Parser;
 use fuser::{Config, Session, SessionACL};
 use tracing::{error, info, warn};
 
-use utracefs::catalog::Catalog;
+use utracefs::daemon::mount::{self, MountOptions};
+use utracefs::events::catalog::Catalog;
+use utracefs::events::registry::{MountOwner, Registry};
 use utracefs::fs::TraceFs;
-use utracefs::mount::{self, MountOptions};
-use utracefs::registry::{MountOwner, Registry};
 
 /// A FUSE clone of Linux tracefs with a lazily built eventfs tree.
 #[derive(Parser, Debug)]
@@ -98,10 +98,10 @@ fn run(args: Args) -> Result<(), String> {
 
     // Signals are handled by one thread with sigwait; block them before any thread exists so
     // every thread inherits the mask.
-    let signals = utracefs::signals::block_termination_signals();
+    let signals = utracefs::daemon::signals::block_termination_signals();
     let stats = match &args.stats {
         Some(sock) => Some(
-            utracefs::stats::bind(sock)
+            utracefs::daemon::stats::bind(sock)
                 .map_err(|e| format!("stats socket {}: {e}", sock.display()))?,
         ),
         None => None,
@@ -138,8 +138,8 @@ fn run(args: Args) -> Result<(), String> {
         None
     } else {
         let r = reg.clone();
-        match utracefs::proc_events::spawn(move |meta, ev| {
-            utracefs::emit::process_event(&r, meta, &ev)
+        match utracefs::sources::process::spawn(move |meta, ev| {
+            utracefs::trace::commit::process_event(&r, meta, &ev)
         }) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -149,7 +149,8 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     if let Some(listener) = stats {
-        utracefs::stats::serve(listener, core.clone()).map_err(|e| format!("stats thread: {e}"))?;
+        utracefs::daemon::stats::serve(listener, core.clone())
+            .map_err(|e| format!("stats thread: {e}"))?;
     }
     info!(
         "mounted {} ({} events in {} subsystems, {} threads)",
@@ -163,7 +164,7 @@ fn run(args: Args) -> Result<(), String> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let sig = utracefs::signals::wait(&signals);
+            let sig = utracefs::daemon::signals::wait(&signals);
             info!("signal {sig}: unmounting {}", mp.display());
             if let Err(e) = mount::unmount(&mp) {
                 error!("unmount {}: {e}", mp.display());

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use fuser::FileType;
 use parking_lot::RwLockReadGuard;
 
-use crate::catalog::EventFile;
-use crate::files::{CPU_FILES, EVENTS_FILES, File, SYSTEM_FILES, TOP_FILES};
-use crate::registry::{Children, Event, Life, Registry, System};
-use crate::state::{OPTIONS, TraceArray};
+use super::files::{CPU_FILES, EVENTS_FILES, File, SYSTEM_FILES, TOP_FILES};
+use crate::events::catalog::EventFile;
+use crate::events::registry::{Children, Event, Life, Registry, System};
+use crate::trace::state::{OPTIONS, TraceArray};
 
 const DIR_ROOT: u64 = 0;
 const DIR_OPTIONS: u64 = 1;
@@ -291,7 +291,7 @@ impl DirGuard<'_> {
             ),
             (Entry::InstancesDir, DirGuard::Instances(instances)) => {
                 children.extend(instances.after(after).iter().map(|i| Listed {
-                    cookie: crate::registry::Named::serial(&**i),
+                    cookie: crate::events::registry::Named::serial(&**i),
                     name: i.name.to_string(),
                     entry: Entry::Instance(i.clone()),
                 }));

@@ -11,6 +11,7 @@
 //!   the notifier thread ([`notify`]), never from a request handler.
 
 pub mod entry;
+pub mod files;
 pub mod nodes;
 pub mod notify;
 pub mod waiters;
@@ -29,11 +30,11 @@ use fuser::{
 };
 use parking_lot::Mutex;
 
-use crate::catalog::EventFile;
-use crate::files::{self, File};
-use crate::registry::{AttrOverride, Life, Registry, RemovedEvent};
-use crate::state::TraceArray;
+use crate::events::catalog::EventFile;
+use crate::events::registry::{AttrOverride, Life, Registry, RemovedEvent};
+use crate::trace::state::TraceArray;
 use entry::Entry;
+use files::File;
 use nodes::{Nodes, Times};
 
 /// Counters a stress run or a person can read (see `stats_text`).

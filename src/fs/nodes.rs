@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use dashmap::DashMap;
 
 use super::entry::Entry;
-use crate::state::TraceArray;
+use crate::trace::state::TraceArray;
 
 #[derive(Clone, Copy)]
 pub struct Times {

@@ -151,7 +151,7 @@ impl std::error::Error for CatalogError {}
 
 const MAGIC: &str = "utracefs-catalog 1";
 
-static EMBEDDED: &str = include_str!("../catalog/linux-6.18.catalog");
+static EMBEDDED: &str = include_str!("../../catalog/linux-6.18.catalog");
 
 impl Catalog {
     /// The default catalog compiled into the binary.

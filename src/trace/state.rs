@@ -9,8 +9,8 @@ use std::sync::atomic::AtomicU32;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::registry::Life;
-use crate::trigger::{SoftState, TriggerList};
+use crate::control::trigger::{SoftState, TriggerList};
+use crate::events::registry::Life;
 
 /// Trace options: name, default at the top level, default in an instance, whether an
 /// instance's `options/` directory offers it. In the kernel's `trace_options` order.
@@ -95,16 +95,16 @@ pub struct TraceArray {
     pub busy: AtomicU32,
     pub state: Mutex<TaState>,
     /// The ring buffers. Taken after `state` when both are needed, never before.
-    pub buffer: Mutex<crate::buffer::TraceBuffer>,
+    pub buffer: Mutex<crate::trace::buffer::TraceBuffer>,
 }
 
-impl crate::registry::Named for TraceArray {
+impl crate::events::registry::Named for TraceArray {
     fn name(&self) -> &str {
         &self.name
     }
     /// Listing key in `instances/` (above the fixed readdir cookies).
     fn serial(&self) -> u64 {
-        crate::registry::FIRST_SERIAL + u64::from(self.serial)
+        crate::events::registry::FIRST_SERIAL + u64::from(self.serial)
     }
 }
 
@@ -143,12 +143,12 @@ impl TraceArray {
             created,
             life: RwLock::new(Life::Alive),
             busy: AtomicU32::new(0),
-            buffer: Mutex::new(crate::buffer::TraceBuffer::new(
+            buffer: Mutex::new(crate::trace::buffer::TraceBuffer::new(
                 &vec![
                     if top {
                         UNEXPANDED_KB
                     } else {
-                        crate::control::round_buffer_size_kb(EXPANDED_KB)
+                        crate::control::values::round_buffer_size_kb(EXPANDED_KB)
                     };
                     ncpu
                 ],
@@ -160,7 +160,7 @@ impl TraceArray {
                 current_tracer: "nop",
                 trace_clock: 0,
                 buffer_kb: (!top)
-                    .then(|| vec![crate::control::round_buffer_size_kb(EXPANDED_KB); ncpu]),
+                    .then(|| vec![crate::control::values::round_buffer_size_kb(EXPANDED_KB); ncpu]),
                 buffer_percent: 50,
                 subbuf_kb: 4,
                 cpumask: (0..ncpu.div_ceil(64))
@@ -201,7 +201,7 @@ impl TraceArray {
 #[derive(Clone)]
 pub struct EventFilter {
     pub shown: Vec<u8>,
-    pub compiled: Option<std::sync::Arc<crate::filter::Filter>>,
+    pub compiled: Option<std::sync::Arc<crate::control::filter::Filter>>,
 }
 
 /// One event's state in one trace array: enable and soft mode (§5.1) and its triggers (§8).

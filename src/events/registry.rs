@@ -17,8 +17,8 @@ use std::time::SystemTime;
 
 use parking_lot::RwLock;
 
-use crate::catalog::{Catalog, EventDef, FileSet};
-use crate::state::TraceArray;
+use crate::events::catalog::{Catalog, EventDef, FileSet};
+use crate::trace::state::TraceArray;
 
 /// Serial numbers 0..FIRST_SERIAL are reserved for the fixed directories of a trace array.
 pub const FIRST_SERIAL: u64 = 1 << 16;
@@ -121,9 +121,9 @@ pub struct Event {
     pub life: RwLock<Life>,
     /// How a run-time event was defined (`dynamic_events`/`synthetic_events` read it back);
     /// `None` for catalog events.
-    pub dynamic: Option<Arc<crate::dynevent::DynEventDef>>,
+    pub dynamic: Option<Arc<crate::control::dynevent::DynEventDef>>,
     /// Its print format compiled, on the first record rendered.
-    pub print_fmt: OnceLock<Arc<crate::render::PrintFmt>>,
+    pub print_fmt: OnceLock<Arc<crate::trace::render::PrintFmt>>,
     /// Its fields and record layout, parsed from `format` on first use (inject, trigger
     /// filters, the process connector).
     layout: OnceLock<Arc<EventLayout>>,
@@ -145,8 +145,8 @@ impl Event {
     /// The fields and record layout its `format` describes.
     pub fn layout(&self) -> &EventLayout {
         self.layout.get_or_init(|| {
-            let fields = crate::filter::Fields::from_format(&self.def.format);
-            let mut record = crate::record::RecordLayout::new(&fields);
+            let fields = crate::control::filter::Fields::from_format(&self.def.format);
+            let mut record = crate::trace::record::RecordLayout::new(&fields);
             // A synthetic event's record is larger than its format shows (its static strings
             // take whole string slots).
             if let Some(d) = &self.dynamic {
@@ -168,8 +168,8 @@ fn name_key(system: &str, name: &str) -> String {
 
 /// What an event's `format` says about its records.
 pub struct EventLayout {
-    pub fields: crate::filter::Fields,
-    pub record: crate::record::RecordLayout,
+    pub fields: crate::control::filter::Fields,
+    pub record: crate::trace::record::RecordLayout,
 }
 
 /// Owner and mode overrides set by chmod/chown on one entry (never inherited).
@@ -189,8 +189,8 @@ pub struct MountOwner {
 }
 
 pub struct Registry {
-    pub header_page: crate::catalog::Text,
-    pub header_event: crate::catalog::Text,
+    pub header_page: crate::events::catalog::Text,
+    pub header_event: crate::events::catalog::Text,
     /// The directory lock of every `events/` directory: the subsystem list.
     pub systems: RwLock<Children<System>>,
     pub top: Arc<TraceArray>,
@@ -215,7 +215,7 @@ pub struct Registry {
     /// state locked (trigger targets), which must never wait for a directory lock.
     by_name: dashmap::DashMap<String, Arc<Event>>,
     /// pid → comm/tgid for every trace array's text output (`saved_cmdlines`).
-    pub tasks: crate::tasks::Tasks,
+    pub tasks: crate::trace::tasks::Tasks,
     /// Called after records are committed (the filesystem wakes blocked readers and pollers).
     pub on_commit: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
@@ -437,7 +437,7 @@ impl Registry {
     pub fn add_event(
         &self,
         def: EventDef,
-        dynamic: Option<Arc<crate::dynevent::DynEventDef>>,
+        dynamic: Option<Arc<crate::control::dynevent::DynEventDef>>,
     ) -> Result<Arc<Event>, i32> {
         let mut systems = self.systems.write();
         let sys = match systems.get(&def.system) {

@@ -21,7 +21,7 @@
 //!
 //! Pure: no I/O. Out-of-range reads give 0 / empty, never a panic.
 
-use crate::filter::{Field, Fields};
+use crate::control::filter::{Field, Fields};
 use std::fmt::Write as _;
 
 /// `CONFIG_HZ` of the kernel the catalog was captured from (for `jiffies_to_msecs`).
@@ -2260,7 +2260,7 @@ fn field_value(rec: &[u8], f: FRef, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::events::catalog::Catalog;
 
     fn nosym(_: u64) -> Option<String> {
         None

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use libc::EINVAL;
 
-use crate::catalog::EventFile;
-use crate::control;
-use crate::dynevent;
-use crate::emit;
-use crate::filter;
-use crate::registry::{Event, Registry, RemovedEvent, System};
-use crate::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
-use crate::trigger;
+use crate::control::dynevent;
+use crate::control::filter;
+use crate::control::trigger;
+use crate::control::values;
+use crate::events::catalog::EventFile;
+use crate::events::registry::{Event, Registry, RemovedEvent, System};
+use crate::trace::commit;
+use crate::trace::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
 
 /// Files in the root of a trace array (the mount root or an instance).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -353,7 +353,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         SavedCmdlinesSize => format!("{}\n", st.saved_cmdlines_size),
         TracingThresh => format!("{}\n", st.tracing_thresh),
         TracingOn => format!("{}\n", u8::from(st.tracing_on)),
-        TracingCpumask => control::format_tracing_cpumask(&st.cpumask, reg.ncpu),
+        TracingCpumask => values::format_tracing_cpumask(&st.cpumask, reg.ncpu),
         TimestampMode => "[delta] absolute\n".into(),
         TraceClock => {
             let names: Vec<String> = TRACE_CLOCKS
@@ -416,10 +416,10 @@ fn pid_lines(pids: &std::collections::BTreeSet<u32>) -> String {
 }
 
 /// How `trace` text shows timestamps under the current clock.
-fn text_opts(st: &TaState) -> crate::buffer::TextOpts {
-    use crate::buffer::TextMode;
+fn text_opts(st: &TaState) -> crate::trace::buffer::TextOpts {
+    use crate::trace::buffer::TextMode;
     let on = |name| st.options[state::option_index(name)];
-    crate::buffer::TextOpts {
+    crate::trace::buffer::TextOpts {
         ns: state::clock_in_ns(st.trace_clock),
         tgid: on("record-tgid"),
         irq_info: on("irq-info"),
@@ -495,7 +495,7 @@ pub fn release(ta: &TraceArray, file: &File) {
     }
     let ncpu = ta.buffer.lock().ncpu();
     // A ring never has fewer than two sub-buffers (7 KiB with 4 KiB sub-buffers).
-    let min_kb = crate::ringbuf::kb_for_pages(2, st.subbuf_bytes());
+    let min_kb = crate::trace::ringbuf::kb_for_pages(2, st.subbuf_bytes());
     st.buffer_kb = Some(vec![min_kb; ncpu]);
     resize_buffer(ta, &st);
 }
@@ -545,23 +545,23 @@ pub fn write(
     removed: &mut Vec<RemovedEvent>,
 ) -> Result<usize, i32> {
     let n = data.len();
-    let writer = || emit::Writer::task(pid, reg.ncpu);
+    let writer = || commit::Writer::task(pid, reg.ncpu);
     match file {
         File::Top(f @ (TopFile::DynamicEvents | TopFile::SyntheticEvents)) => {
             write_dynamic(reg, *f == TopFile::SyntheticEvents, data, removed)
         }
-        File::Top(TopFile::TraceMarker) => emit::marker(reg, ta, data, writer()),
-        File::Top(TopFile::TraceMarkerRaw) => emit::marker_raw(reg, ta, data, writer()),
-        File::Event(ev, EventFile::Inject) => emit::inject(reg, ta, ev, data, writer()),
+        File::Top(TopFile::TraceMarker) => commit::marker(reg, ta, data, writer()),
+        File::Top(TopFile::TraceMarkerRaw) => commit::marker_raw(reg, ta, data, writer()),
+        File::Event(ev, EventFile::Inject) => commit::inject(reg, ta, ev, data, writer()),
         File::Top(f) => write_top(reg, ta, *f, data),
         File::Option(i) => {
-            set_option(ta, *i, control::parse_option_file(data)?)?;
+            set_option(ta, *i, values::parse_option_file(data)?)?;
             Ok(n)
         }
         File::Cpu(cpu, CpuFile::BufferSizeKb) => {
-            let kb = control::parse_buffer_size_kb(data)?;
+            let kb = values::parse_buffer_size_kb(data)?;
             let mut st = ta.state.lock();
-            let kb = control::round_buffer_size_kb_for_subbuf(kb, st.subbuf_kb);
+            let kb = values::round_buffer_size_kb_for_subbuf(kb, st.subbuf_kb);
             let ncpu = reg.ncpu;
             st.buffer_kb
                 .get_or_insert_with(|| vec![state::UNEXPANDED_KB; ncpu])[*cpu] = kb;
@@ -571,19 +571,19 @@ pub fn write(
         File::Cpu(_, CpuFile::Trace) => Ok(n),
         File::Cpu(..) => Err(EINVAL),
         File::Events(EventsFile::Enable) => {
-            let on = control::parse_enable(data)?;
+            let on = values::parse_enable(data)?;
             let events = reg.all_events();
             set_enabled(ta, events.iter(), on).map(|()| n)
         }
         File::Events(_) => Err(EINVAL),
         File::System(sys, SystemFile::Enable) => {
-            let on = control::parse_enable(data)?;
+            let on = values::parse_enable(data)?;
             let events: Vec<_> = sys.events.read().iter().cloned().collect();
             set_enabled(ta, events.iter(), on).map(|()| n)
         }
         File::System(sys, SystemFile::Filter) => write_system_filter(ta, sys, data),
         File::Event(ev, EventFile::Enable) => {
-            let on = control::parse_enable(data)?;
+            let on = values::parse_enable(data)?;
             set_enabled(ta, std::iter::once(ev), on).map(|()| n)
         }
         File::Event(ev, EventFile::Filter) => {
@@ -650,7 +650,7 @@ fn set_enabled<'a>(
 /// write, §10.5), as the kernel's `tracing_update_buffers` does.
 fn expand_buffer(ta: &TraceArray, st: &mut TaState) {
     if st.buffer_kb.is_none() {
-        let kb = control::round_buffer_size_kb(state::EXPANDED_KB);
+        let kb = values::round_buffer_size_kb(state::EXPANDED_KB);
         let ncpu = ta.buffer.lock().ncpu();
         st.buffer_kb = Some(vec![kb; ncpu]);
         resize_buffer(ta, st);
@@ -702,7 +702,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
     let n = data.len();
     match f {
         SetEvent => {
-            let w = control::parse_set_event(data)?;
+            let w = values::parse_set_event(data)?;
             if let Some(cmd) = w.command {
                 let matched: Vec<_> = reg
                     .listed_events()
@@ -714,11 +714,11 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             Ok(w.consumed)
         }
         TracingOn => {
-            ta.state.lock().tracing_on = control::parse_tracing_on(data)?;
+            ta.state.lock().tracing_on = values::parse_tracing_on(data)?;
             Ok(n)
         }
         CurrentTracer => {
-            let word = control::parse_current_tracer(data)?;
+            let word = values::parse_current_tracer(data)?;
             let name = state::tracers(ta.is_top())
                 .iter()
                 .find(|t| **t == word)
@@ -731,54 +731,54 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             Ok(n)
         }
         TraceClock => {
-            let word = control::parse_trace_clock(data)?;
+            let word = values::parse_trace_clock(data)?;
             let idx = TRACE_CLOCKS.iter().position(|c| *c == word).ok_or(EINVAL)?;
             ta.state.lock().trace_clock = idx;
             Ok(n)
         }
         BufferSizeKb => {
-            let kb = control::parse_buffer_size_kb(data)?;
+            let kb = values::parse_buffer_size_kb(data)?;
             let mut st = ta.state.lock();
-            let kb = control::round_buffer_size_kb_for_subbuf(kb, st.subbuf_kb);
+            let kb = values::round_buffer_size_kb_for_subbuf(kb, st.subbuf_kb);
             st.buffer_kb = Some(vec![kb; reg.ncpu]);
             resize_buffer(ta, &st);
             Ok(n)
         }
         BufferPercent => {
-            ta.state.lock().buffer_percent = control::parse_buffer_percent(data)?;
+            ta.state.lock().buffer_percent = values::parse_buffer_percent(data)?;
             Ok(n)
         }
         BufferSubbufSizeKb => {
             let mut st = ta.state.lock();
-            st.subbuf_kb = control::parse_buffer_subbuf_size_kb(data)?;
+            st.subbuf_kb = values::parse_buffer_subbuf_size_kb(data)?;
             // A new sub-buffer size rebuilds the buffer (the kernel discards its contents).
             ta.buffer.lock().clear(None);
             resize_buffer(ta, &st);
             Ok(n)
         }
         SavedCmdlinesSize => {
-            let n_cmdlines = control::parse_saved_cmdlines_size(data)?;
-            ta.state.lock().saved_cmdlines_size = control::saved_cmdlines_capacity(n_cmdlines);
+            let n_cmdlines = values::parse_saved_cmdlines_size(data)?;
+            ta.state.lock().saved_cmdlines_size = values::saved_cmdlines_capacity(n_cmdlines);
             Ok(n)
         }
         TracingThresh => {
-            let usecs = control::parse_tracing_thresh(data)?;
-            ta.state.lock().tracing_thresh = control::tracing_thresh_readback(usecs);
+            let usecs = values::parse_tracing_thresh(data)?;
+            ta.state.lock().tracing_thresh = values::tracing_thresh_readback(usecs);
             Ok(n)
         }
         TracingCpumask => {
-            ta.state.lock().cpumask = control::parse_tracing_cpumask_for(data, reg.ncpu)?;
+            ta.state.lock().cpumask = values::parse_tracing_cpumask_for(data, reg.ncpu)?;
             Ok(n)
         }
         TraceOptions => {
             let names: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
-            let (name, on) = control::parse_trace_options(data, &names)?;
+            let (name, on) = values::parse_trace_options(data, &names)?;
             let idx = names.iter().position(|o| *o == name).ok_or(EINVAL)?;
             set_option(ta, idx, on)?;
             Ok(n)
         }
         SetEventPid | SetEventNotracePid | SetFtracePid | SetFtraceNotracePid => {
-            let w = control::parse_pid_list_write(data)?;
+            let w = values::parse_pid_list_write(data)?;
             let mut st = ta.state.lock();
             let set = match f {
                 SetEventPid => &mut st.event_pids,
@@ -983,11 +983,11 @@ fn create_dynamic(reg: &Registry, def: dynevent::DynEventDef) -> Result<(), i32>
         };
     }
     let id = reg.next_event_id();
-    let event = crate::catalog::EventDef {
+    let event = crate::events::catalog::EventDef {
         system: system.into(),
         name: def.name.clone(),
         seq: None,
-        files: crate::catalog::FileSet::STANDARD,
+        files: crate::events::catalog::FileSet::STANDARD,
         id: Some(id),
         format: def.format(id).into(),
     };
@@ -1027,8 +1027,8 @@ fn delete_all_dynamic(
 mod tests {
     //! Property tests: nothing a user writes panics, and a rejected write changes nothing.
     use super::*;
-    use crate::catalog::Catalog;
-    use crate::registry::MountOwner;
+    use crate::events::catalog::Catalog;
+    use crate::events::registry::MountOwner;
     use proptest::prelude::*;
     use std::sync::OnceLock;
 
@@ -1111,7 +1111,7 @@ mod tests {
         #[test]
         fn rejected_writes_change_nothing(which in 0usize..200, data in input()) {
             let reg = registry();
-            let ta = crate::state::TraceArray::new(9, "prop", std::time::SystemTime::now());
+            let ta = crate::trace::state::TraceArray::new(9, "prop", std::time::SystemTime::now());
             let files = targets(reg);
             let file = &files[which % files.len()];
             // Dynamic-event files change the shared registry: exercised for panics only.

@@ -8,9 +8,9 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::registry::Registry;
-use crate::render::PrintFmt;
-use crate::ringbuf::{self, CpuBuffer};
+use crate::events::registry::Registry;
+use crate::trace::render::PrintFmt;
+use crate::trace::ringbuf::{self, CpuBuffer};
 
 pub struct TraceBuffer {
     cpus: Vec<CpuBuffer>,
@@ -276,7 +276,7 @@ pub fn line(reg: &Registry, cpu: usize, ts: u64, rec: &[u8], opts: TextOpts, out
     }
     // The renderer leaves the line's newline to us (for `print` it drops the one the record
     // holds: one newline is supplied if missing, §10.1).
-    fmt.render(rec, &crate::emit::symbolize, out);
+    fmt.render(rec, &crate::trace::commit::symbolize, out);
     out.push('\n');
 }
 

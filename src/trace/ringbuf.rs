@@ -54,9 +54,9 @@ const EVENT_MIN_SIZE: usize = 8;
 const TS_MSB: u64 = 0xf8 << 56;
 
 /// Sub-buffers per CPU for a `buffer_size_kb` write, as the kernel computes
-/// it (see [`crate::control::buffer_size_pages`]; at least 2).
+/// it (see [`crate::control::values::buffer_size_pages`]; at least 2).
 pub fn pages_for_kb(kb: u64, subbuf_bytes: usize) -> usize {
-    let pages = crate::control::buffer_size_pages(kb, (subbuf_bytes / 1024) as u64);
+    let pages = crate::control::values::buffer_size_pages(kb, (subbuf_bytes / 1024) as u64);
     usize::try_from(pages).unwrap_or(usize::MAX)
 }
 
@@ -1060,7 +1060,8 @@ mod tests {
         for sub in [4096usize, 8192, 65536] {
             for kb in [1u64, 4, 7, 8, 16, 64, 67, 100, 1000, 1408, 4096] {
                 let pages = pages_for_kb(kb, sub);
-                let want = crate::control::round_buffer_size_kb_for_subbuf(kb, sub as u64 / 1024);
+                let want =
+                    crate::control::values::round_buffer_size_kb_for_subbuf(kb, sub as u64 / 1024);
                 assert_eq!(kb_for_pages(pages, sub), want, "kb {kb} subbuf {sub}");
             }
         }

@@ -13,12 +13,12 @@
 
 use libc::{EBADF, EINVAL};
 
-use crate::filter::{self, RecordContext};
-use crate::proc_events;
-use crate::record;
-use crate::registry::{Event, Registry};
-use crate::state::{self, TaState, TraceArray};
-use crate::trigger;
+use crate::control::filter::{self, RecordContext};
+use crate::control::trigger;
+use crate::events::registry::{Event, Registry};
+use crate::sources::process;
+use crate::trace::record;
+use crate::trace::state::{self, TaState, TraceArray};
 
 // The options the data path reads on every record.
 const MARKERS: usize = state::option_index("markers");
@@ -132,7 +132,7 @@ pub fn marker(reg: &Registry, ta: &TraceArray, text: &[u8], w: Writer) -> Result
 pub fn marker_raw(reg: &Registry, ta: &TraceArray, data: &[u8], w: Writer) -> Result<usize, i32> {
     let gate = marker_gate(ta, w.cpu)?;
     // The record is the 8-byte common header, then the id and data as written.
-    if data.len() < 4 || 8 + data.len() > crate::ringbuf::max_payload(gate.subbuf_bytes) {
+    if data.len() < 4 || 8 + data.len() > crate::trace::ringbuf::max_payload(gate.subbuf_bytes) {
         return Err(EINVAL);
     }
     if !gate.open {
@@ -189,8 +189,8 @@ pub fn broadcast(reg: &Registry, ev: &Event, rec: &[u8], w: Writer, mono_ns: u64
 /// One message of the process connector (§4 of ecosystem-tools.md): the saved comms follow
 /// it, then its record goes to every trace array with the event enabled (`event-fork` adds a
 /// forked child of a `set_event_pid` task to the list, as the kernel does).
-pub fn process_event(reg: &Registry, meta: proc_events::Meta, pe: &proc_events::ProcEvent) {
-    use proc_events::ProcEvent as P;
+pub fn process_event(reg: &Registry, meta: process::Meta, pe: &process::ProcEvent) {
+    use process::ProcEvent as P;
     let cap = reg.top.state.lock().saved_cmdlines_size as usize;
     match pe {
         P::Exec { pid, comm, .. } => reg.tasks.set_comm(*pid, comm, cap),
@@ -225,8 +225,8 @@ pub fn process_event(reg: &Registry, meta: proc_events::Meta, pe: &proc_events::
         .into_iter()
         .map(|(k, v)| {
             let v = match v {
-                proc_events::FieldValue::Int(i) => record::Value::Int(i128::from(i)),
-                proc_events::FieldValue::Str(b) => record::Value::Str(b.into()),
+                process::FieldValue::Int(i) => record::Value::Int(i128::from(i)),
+                process::FieldValue::Str(b) => record::Value::Str(b.into()),
             };
             (k, v)
         })
@@ -413,7 +413,7 @@ fn trigger_filter_matches(ev: &Event, text: &str, rec: &[u8], ctx: &RecordContex
 /// userspace has none the daemon could know), which `trace` shows as `<stack trace>`.
 fn write_stack(
     reg: &Registry,
-    buf: &mut crate::buffer::TraceBuffer,
+    buf: &mut crate::trace::buffer::TraceBuffer,
     w: Writer,
     ts: u64,
     overwrite: bool,

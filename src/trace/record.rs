@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::filter::{FieldKind, Fields};
+use crate::control::filter::{FieldKind, Fields};
 
 /// Writes of this many bytes or more are refused with EINVAL (`event_inject_write`:
 /// `if (cnt >= PAGE_SIZE) return -EINVAL;`).
@@ -157,7 +157,7 @@ pub struct RecordLayout {
     inject_fixed: usize,
 }
 
-fn slot_of(f: &crate::filter::Field) -> Slot {
+fn slot_of(f: &crate::control::filter::Field) -> Slot {
     let t = &f.type_name;
     let kind = match f.kind {
         FieldKind::StaticString => Kind::Str,
@@ -241,7 +241,7 @@ impl RecordLayout {
     pub fn new(fields: &Fields) -> RecordLayout {
         let (mut end, mut align, mut inject_fixed) = (8, 4, 0);
         let mut slots: Vec<Slot> = Vec::new();
-        let mut add = |slots: &mut Vec<Slot>, from: usize, f: &crate::filter::Field| {
+        let mut add = |slots: &mut Vec<Slot>, from: usize, f: &crate::control::filter::Field| {
             let s = slot_of(f);
             end = end.max(f.offset.saturating_add(f.size));
             align = align.max(align_of(&s, &f.type_name));
@@ -674,7 +674,7 @@ pub fn parse_inject(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::events::catalog::Catalog;
     use libc::{EINVAL, ENOENT};
     use proptest::prelude::*;
 

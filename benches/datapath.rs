@@ -2,7 +2,7 @@
 //! read throughput, for utracefs and — in the same run — the kernel's tracefs (markers and
 //! reads; this kernel has no `inject`). Each side works in an instance it creates and removes.
 //!
-//! `cargo build --release && cargo run --release --example datapath_bench [-- --secs S]`
+//! `cargo bench --bench datapath [-- --secs S]`
 //! Needs root (mounts the kernel tracefs on /tmp/ktr if it is not there).
 
 use std::ffi::CString;
@@ -98,17 +98,15 @@ struct Daemon {
 
 impl Daemon {
     fn spawn() -> Res<Daemon> {
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-        let bin = target.join("release/utracefs");
+        // The daemon cargo built along with this bench (the release one under `cargo bench`).
+        let bin = env!("CARGO_BIN_EXE_utracefs");
         let mnt = std::env::temp_dir().join(format!("utracefs-dpbench-{}", std::process::id()));
         std::fs::create_dir_all(&mnt).map_err(|e| e.to_string())?;
-        let child = Command::new(&bin)
+        let child = Command::new(bin)
             .arg(&mnt)
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| format!("{}: {e} (cargo build --release first)", bin.display()))?;
+            .map_err(|e| format!("{bin}: {e}"))?;
         let d = Daemon { child, mnt };
         for _ in 0..200 {
             if d.mnt.join("trace_marker").exists() {
@@ -220,15 +218,15 @@ fn measure(inst: &Instance, threads: &[usize], secs: f64, inject: bool) -> Res<S
 
 fn main() {
     if let Err(e) = run() {
-        eprintln!("datapath_bench: {e}");
+        eprintln!("datapath: {e}");
         std::process::exit(2);
     }
 }
 
-const USAGE: &str = "usage: datapath_bench [--secs S]\n\
+const USAGE: &str = "usage: cargo bench --bench datapath -- [--secs S]\n\
     Records per second through trace_marker (utracefs and a kernel instance) and inject with \
     1, 2 and 4 writers, and trace_pipe/trace_pipe_raw drain throughput; S seconds per cell \
-    (default 2). Needs root and a release build of utracefs.";
+    (default 2). Needs root.";
 
 fn run() -> Res<()> {
     let mut secs = 2.0;
@@ -241,6 +239,8 @@ fn run() -> Res<()> {
                     .and_then(|s| s.parse().ok())
                     .ok_or("--secs needs a number")?
             }
+            // `cargo bench` passes `--bench` to every bench binary; it selects nothing here.
+            "--bench" => {}
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -261,7 +261,7 @@ fn run() -> Res<()> {
         measure(&inst, &threads, secs, false)?
     };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("datapath_bench: {secs} s per cell, load {}", load.trim());
+    println!("datapath bench: {secs} s per cell, load {}", load.trim());
     println!("| case | utracefs | kernel | ratio |\n|---|---|---|---|");
     for (i, t) in threads.iter().enumerate() {
         let (u, k) = (ours.marker[i], kernel.marker[i]);

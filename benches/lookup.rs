@@ -16,12 +16,13 @@ use std::{env, fs, thread};
 
 type Res<T> = Result<T, String>;
 
-const USAGE: &str = "usage: lookup_bench [--kernel] [--target NAME=PATH]... [--spawn [BIN]]
+const USAGE: &str =
+    "usage: cargo bench --bench lookup -- [--kernel] [--target NAME=PATH]... [--spawn [BIN]]
     [--daemon-args 'ARGS'] [--threads 1,2,8] [--seconds 1.5] [--warmup 0.3]
     [--cases existing,missing,read,readdir] [--walks | --no-walks]
   --kernel       add target ktr=/tmp/ktr (mounting the kernel tracefs there if needed)
   --target N=P   add a tracefs root P (kernel or clone) named N
-  --spawn [BIN]  run BIN (default: ${CARGO_TARGET_DIR:-<crate>/target}/release/utracefs) with
+  --spawn [BIN]  run BIN (default: the utracefs binary cargo built with this bench) with
                  --stats SOCKET on a fresh temp dir as target `utracefs`; report its memory;
                  SIGTERM it at the end
   --daemon-args  extra daemon arguments, e.g. '--threads 2 --catalog PATH'
@@ -56,10 +57,9 @@ struct Opts {
     walks: bool,
 }
 
+/// The daemon cargo built along with this bench (the release one under `cargo bench`).
 fn default_bin() -> PathBuf {
-    let crate_dir = Path::new(option_env!("CARGO_MANIFEST_DIR").unwrap_or("."));
-    let target = env::var_os("CARGO_TARGET_DIR").map_or(crate_dir.join("target"), PathBuf::from);
-    target.join("release/utracefs")
+    PathBuf::from(env!("CARGO_BIN_EXE_utracefs"))
 }
 
 fn parse_args(args: &[String]) -> Res<Opts> {
@@ -74,7 +74,7 @@ fn parse_args(args: &[String]) -> Res<Opts> {
         cases: CASES.iter().map(|c| c.0.to_string()).collect(),
         walks: true,
     };
-    let mut it = args.iter().peekable();
+    let mut it = args.iter().filter(|a| *a != "--bench").peekable();
     while let Some(arg) = it.next() {
         let (key, inline) = match arg.split_once('=') {
             Some((k, v)) if k.starts_with("--") => (k, Some(v.to_string())),
@@ -503,11 +503,11 @@ fn main() -> ExitCode {
     match run() {
         Ok(0) => ExitCode::SUCCESS,
         Ok(n) => {
-            eprintln!("lookup_bench: {n} anomalies (listed at the end of the report)");
+            eprintln!("lookup: {n} anomalies (listed at the end of the report)");
             ExitCode::from(1)
         }
         Err(e) => {
-            eprintln!("lookup_bench: {e}");
+            eprintln!("lookup: {e}");
             ExitCode::from(2)
         }
     }
@@ -519,6 +519,7 @@ fn run() -> Res<usize> {
         println!("{USAGE}");
         return Ok(0);
     }
+    // `cargo bench` passes `--bench` to every bench binary; it selects nothing here.
     let o = parse_args(&args[1..])?;
     let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
     let (cpuinfo, kernel) = (read("/proc/cpuinfo"), read("/proc/sys/kernel/osrelease"));
@@ -528,7 +529,7 @@ fn run() -> Res<usize> {
     let cmdline: Vec<_> = args.iter().map(|a| quote(a)).collect();
     let nproc = thread::available_parallelism().map_or(0, |n| n.get());
     let (t, s, w, cpu) = (&o.threads, o.seconds, o.warmup, cpu.unwrap_or("?"));
-    println!("# lookup_bench\n\n`{}`\n", cmdline.join(" "));
+    println!("# lookup bench\n\n`{}`\n", cmdline.join(" "));
     let load = read("/proc/loadavg");
     let load = load.split(' ').take(3).collect::<Vec<_>>().join(" ");
     println!(

@@ -532,19 +532,36 @@ fn every_example_and_stress_script_answers_help() {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     // `cargo test` builds the examples; `cargo test --test it` does not, so build them here
     // (a no-op when they are up to date) next to this test binary: <target>/<profile>/deps/.
+    // The benches are built too; cargo names their executables (they carry a hash).
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().unwrap().parent().unwrap();
     let mut build = Command::new(env!("CARGO"));
     build
-        .args(["build", "--quiet", "--examples", "--manifest-path"])
+        .args(["build", "--quiet", "--examples", "--benches"])
+        .args([
+            "--message-format=json-render-diagnostics",
+            "--manifest-path",
+        ])
         .arg(manifest.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(profile_dir.parent().unwrap());
+        .arg(profile_dir.parent().unwrap())
+        .stdout(Stdio::piped());
     if profile_dir.file_name() == Some(OsStr::new("release")) {
         build.arg("--release");
     }
-    assert!(build.status().unwrap().success(), "cargo build --examples");
+    let built = build.output().unwrap();
+    assert!(built.status.success(), "cargo build --examples --benches");
     let mut tools: Vec<(String, Command)> = Vec::new();
+    for line in String::from_utf8_lossy(&built.stdout).lines() {
+        let field = |key: &str| Some(line.split_once(key)?.1.split('"').next()?.to_string());
+        if !line.contains(r#""kind":["bench"]"#) {
+            continue;
+        }
+        if let (Some(name), Some(exe)) = (field(r#""name":""#), field(r#""executable":""#)) {
+            tools.push((format!("bench {name}"), Command::new(exe)));
+        }
+    }
+    assert_eq!(tools.len(), 2, "bench executables: {:?}", built.stdout);
     let mut names: Vec<_> = std::fs::read_dir(manifest.join("examples"))
         .unwrap()
         .map(|e| e.unwrap().path())

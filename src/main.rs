@@ -139,7 +139,7 @@ fn run(args: Args) -> Result<(), String> {
     } else {
         let r = reg.clone();
         match utracefs::sources::process::spawn(move |meta, ev| {
-            utracefs::trace::commit::process_event(&r, meta, &ev)
+            utracefs::sources::process::process_event(&r, meta, &ev)
         }) {
             Ok(l) => Some(l),
             Err(e) => {

@@ -13,6 +13,7 @@ use crate::control::trigger;
 use crate::control::values;
 use crate::events::catalog::EventFile;
 use crate::events::registry::{Event, Registry, RemovedEvent, System};
+use crate::sources::{inject, markers};
 use crate::trace::commit;
 use crate::trace::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
 
@@ -550,9 +551,9 @@ pub fn write(
         File::Top(f @ (TopFile::DynamicEvents | TopFile::SyntheticEvents)) => {
             write_dynamic(reg, *f == TopFile::SyntheticEvents, data, removed)
         }
-        File::Top(TopFile::TraceMarker) => commit::marker(reg, ta, data, writer()),
-        File::Top(TopFile::TraceMarkerRaw) => commit::marker_raw(reg, ta, data, writer()),
-        File::Event(ev, EventFile::Inject) => commit::inject(reg, ta, ev, data, writer()),
+        File::Top(TopFile::TraceMarker) => markers::marker(reg, ta, data, writer()),
+        File::Top(TopFile::TraceMarkerRaw) => markers::marker_raw(reg, ta, data, writer()),
+        File::Event(ev, EventFile::Inject) => inject::inject(reg, ta, ev, data, writer()),
         File::Top(f) => write_top(reg, ta, *f, data),
         File::Option(i) => {
             set_option(ta, *i, values::parse_option_file(data)?)?;

@@ -6,6 +6,7 @@
 //! strings come from `/proc` as soon as a message is read, and from a bounded pid→comm cache
 //! kept in event order (so an exit still knows its comm). Approximations, all documented on
 //! [`ProcEvent`]: a comm nobody could read is `<...>`, as the kernel prints unknown comms.
+//! [`process_event`] commits each message's record to the trace arrays.
 
 use std::collections::HashMap;
 use std::io;
@@ -14,6 +15,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
+
+use crate::events::registry::Registry;
+use crate::trace::commit::{Writer, broadcast, common};
+use crate::trace::record;
 
 const CN_IDX_PROC: u32 = 1;
 const CN_VAL_PROC: u32 = 1;
@@ -705,6 +710,60 @@ fn run(
         }
     }
     let _ = send_op(&sock, PROC_CN_MCAST_IGNORE, ack);
+}
+
+/// `event-fork`: a forked child of a `set_event_pid` task joins the list.
+const EVENT_FORK: usize = crate::trace::state::option_index("event-fork");
+
+/// One message of the process connector (§4 of ecosystem-tools.md): the saved comms follow
+/// it, then its record goes to every trace array with the event enabled (`event-fork` adds a
+/// forked child of a `set_event_pid` task to the list, as the kernel does).
+pub fn process_event(reg: &Registry, meta: Meta, pe: &ProcEvent) {
+    use ProcEvent as P;
+    let cap = reg.top.state.lock().saved_cmdlines_size as usize;
+    match pe {
+        P::Exec { pid, comm, .. } => reg.tasks.set_comm(*pid, comm, cap),
+        P::Comm { pid, new_comm, .. } => reg.tasks.set_comm(*pid, new_comm, cap),
+        P::Fork {
+            child_pid,
+            child_comm,
+            parent_pid,
+            ..
+        } => {
+            reg.tasks.set_comm(*child_pid, child_comm, cap);
+            for ta in reg.trace_arrays() {
+                let mut st = ta.state.lock();
+                if st.options[EVENT_FORK] && st.event_pids.contains(&(*parent_pid as u32)) {
+                    st.event_pids.insert(*child_pid as u32);
+                }
+            }
+        }
+        P::Exit { .. } => {}
+    }
+    let (system, name) = pe.event();
+    let Some(ev) = reg.find_event(system, name) else {
+        return;
+    };
+    let w = Writer {
+        pid: pe.common_pid(),
+        cpu: (meta.cpu as usize).min(reg.ncpu.saturating_sub(1)),
+        preempt: 0,
+    };
+    let values: Vec<(&str, record::Value)> = pe
+        .fields()
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                FieldValue::Int(i) => record::Value::Int(i128::from(i)),
+                FieldValue::Str(b) => record::Value::Str(b.into()),
+            };
+            (k, v)
+        })
+        .collect();
+    match ev.layout().record.build(&common(&ev, w), &values) {
+        Ok(rec) => broadcast(reg, &ev, &rec, w, meta.timestamp_ns),
+        Err(e) => tracing::debug!(%e, system, name, "process event not recorded"),
+    }
 }
 
 #[cfg(test)]

@@ -276,7 +276,7 @@ pub fn line(reg: &Registry, cpu: usize, ts: u64, rec: &[u8], opts: TextOpts, out
     }
     // The renderer leaves the line's newline to us (for `print` it drops the one the record
     // holds: one newline is supplied if missing, §10.1).
-    fmt.render(rec, &crate::trace::commit::symbolize, out);
+    fmt.render(rec, &crate::trace::render::symbols::symbolize, out);
     out.push('\n');
 }
 

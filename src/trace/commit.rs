@@ -1,5 +1,5 @@
-//! Records in: every source — `trace_marker`, `trace_marker_raw`, an event's `inject`, the
-//! process connector — commits through [`commit`], which applies what the kernel applies
+//! The commit path: every source (`crate::sources`: `trace_marker`, `trace_marker_raw`, an
+//! event's `inject`, the process connector) commits through [`commit`], which applies what the kernel applies
 //! between a tracepoint and the ring buffer (`trace_event_buffer_reserve` and
 //! `__event_trigger_test_discard` in `kernel/trace/`):
 //!
@@ -11,18 +11,13 @@
 //! 4. the record goes to the trace array's ring buffer of the writer's CPU, stamped with the
 //!    trace array's clock, and blocked readers are woken.
 
-use libc::{EBADF, EINVAL};
-
 use crate::control::filter::{self, RecordContext};
 use crate::control::trigger;
 use crate::events::registry::{Event, Registry};
-use crate::sources::process;
 use crate::trace::record;
 use crate::trace::state::{self, TaState, TraceArray};
 
 // The options the data path reads on every record.
-const MARKERS: usize = state::option_index("markers");
-const EVENT_FORK: usize = state::option_index("event-fork");
 const OVERWRITE: usize = state::option_index("overwrite");
 const RECORD_CMD: usize = state::option_index("record-cmd");
 const RECORD_TGID: usize = state::option_index("record-tgid");
@@ -65,175 +60,11 @@ pub enum Source {
     Marker,
 }
 
-/// The most one marker write records (§10.3): what a 4 KiB sub-buffer holds of a `print`
-/// record's text (`ringbuf::max_payload`, less 16 bytes of common fields and `ip`, and the
-/// supplied newline and NUL). Larger sub-buffers do not raise it (verified on 6.18 with
-/// 8 KiB).
-const MARKER_MAX: usize = 4054;
-
-/// `_THIS_IP_` of the kernel's `tracing_mark_write`, read from /proc/kallsyms once (0 when
-/// it is not readable), so tools that symbolize `ip` with the machine's kallsyms (trace-cmd
-/// report) print `tracing_mark_write` as the kernel's records do.
-pub fn mark_write_ip() -> u64 {
-    static IP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *IP.get_or_init(|| {
-        use std::io::BufRead;
-        // Streamed: the file is megabytes, and a daemon keeps what it once allocated.
-        let Ok(f) = std::fs::File::open("/proc/kallsyms") else {
-            return 0;
-        };
-        std::io::BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| {
-                let mut it = l.split_whitespace();
-                let (addr, _, name) = (it.next()?, it.next()?, it.next()?);
-                (name == "tracing_mark_write")
-                    .then(|| u64::from_str_radix(addr, 16).ok())
-                    .flatten()
-            })
-            .unwrap_or(0)
-    })
-}
-
-/// `%ps` of the addresses our records carry.
-pub fn symbolize(ip: u64) -> Option<String> {
-    (ip != 0 && ip == mark_write_ip()).then(|| "tracing_mark_write".to_string())
-}
-
-/// A `trace_marker` write: one `ftrace:print` record of what fits one sub-buffer, with a
-/// newline supplied if missing; the write returns that count and the writer writes the rest
-/// again (§10.3). EINVAL with the `markers` option off, else EBADF while the writer's CPU
-/// buffer takes no record (tracing off, CPU outside `tracing_cpumask`).
-pub fn marker(reg: &Registry, ta: &TraceArray, text: &[u8], w: Writer) -> Result<usize, i32> {
-    if !marker_gate(ta, w.cpu)?.open {
-        return Err(EBADF);
-    }
-    let n = text.len().min(MARKER_MAX);
-    let Some(print) = reg.find_event("ftrace", "print") else {
-        return Ok(n);
-    };
-    let text = &text[..n];
-    let mut rec = header(&print, w, 8 + n + 2);
-    rec.extend_from_slice(&mark_write_ip().to_le_bytes());
-    rec.extend_from_slice(text);
-    if text.last() != Some(&b'\n') {
-        rec.push(b'\n');
-    }
-    rec.push(0);
-    commit(reg, ta, &print, &rec, w, None, Source::Marker);
-    Ok(n)
-}
-
-/// A `trace_marker_raw` write: a 4-byte id then binary data, one `ftrace:raw_data` record,
-/// all or nothing. The kernel's checks in order: `markers` off, fewer than 4 bytes, or more
-/// than one record holds (4064 with 4 KiB sub-buffers) are EINVAL; then the CPU's buffer
-/// taking no record is EBADF.
-pub fn marker_raw(reg: &Registry, ta: &TraceArray, data: &[u8], w: Writer) -> Result<usize, i32> {
-    let gate = marker_gate(ta, w.cpu)?;
-    // The record is the 8-byte common header, then the id and data as written.
-    if data.len() < 4 || 8 + data.len() > crate::trace::ringbuf::max_payload(gate.subbuf_bytes) {
-        return Err(EINVAL);
-    }
-    if !gate.open {
-        return Err(EBADF);
-    }
-    if let Some(raw) = reg.find_event("ftrace", "raw_data") {
-        let mut rec = header(&raw, w, data.len());
-        rec.extend_from_slice(data);
-        commit(reg, ta, &raw, &rec, w, None, Source::Marker);
-    }
-    Ok(data.len())
-}
-
-/// What a marker write finds: whether the writer's CPU buffer takes a record now, and the
-/// sub-buffer size.
-struct MarkerGate {
-    open: bool,
-    subbuf_bytes: usize,
-}
-
-/// EINVAL with the `markers` option off (the kernel checks it first), else the gate.
-fn marker_gate(ta: &TraceArray, cpu: usize) -> Result<MarkerGate, i32> {
-    let st = ta.state.lock();
-    if !st.options[MARKERS] {
-        return Err(EINVAL);
-    }
-    Ok(MarkerGate {
-        open: st.records_on(cpu),
-        subbuf_bytes: st.subbuf_bytes(),
-    })
-}
-
-/// A write to an event's `inject` file: `field=value …` becomes one record of that event.
-pub fn inject(
-    reg: &Registry,
-    ta: &TraceArray,
-    ev: &Event,
-    text: &[u8],
-    w: Writer,
-) -> Result<usize, i32> {
-    let rec = ev.layout().record.inject(&common(ev, w), text)?;
-    commit(reg, ta, ev, &rec, w, None, Source::Inject);
-    Ok(text.len())
-}
-
 /// A record from a source outside any trace array (the process connector): committed to every
 /// trace array that has `ev` enabled. `mono_ns` is when it happened on CLOCK_MONOTONIC.
 pub fn broadcast(reg: &Registry, ev: &Event, rec: &[u8], w: Writer, mono_ns: u64) {
     for ta in reg.trace_arrays() {
         commit(reg, &ta, ev, rec, w, Some(mono_ns), Source::Tracepoint);
-    }
-}
-
-/// One message of the process connector (§4 of ecosystem-tools.md): the saved comms follow
-/// it, then its record goes to every trace array with the event enabled (`event-fork` adds a
-/// forked child of a `set_event_pid` task to the list, as the kernel does).
-pub fn process_event(reg: &Registry, meta: process::Meta, pe: &process::ProcEvent) {
-    use process::ProcEvent as P;
-    let cap = reg.top.state.lock().saved_cmdlines_size as usize;
-    match pe {
-        P::Exec { pid, comm, .. } => reg.tasks.set_comm(*pid, comm, cap),
-        P::Comm { pid, new_comm, .. } => reg.tasks.set_comm(*pid, new_comm, cap),
-        P::Fork {
-            child_pid,
-            child_comm,
-            parent_pid,
-            ..
-        } => {
-            reg.tasks.set_comm(*child_pid, child_comm, cap);
-            for ta in reg.trace_arrays() {
-                let mut st = ta.state.lock();
-                if st.options[EVENT_FORK] && st.event_pids.contains(&(*parent_pid as u32)) {
-                    st.event_pids.insert(*child_pid as u32);
-                }
-            }
-        }
-        P::Exit { .. } => {}
-    }
-    let (system, name) = pe.event();
-    let Some(ev) = reg.find_event(system, name) else {
-        return;
-    };
-    let w = Writer {
-        pid: pe.common_pid(),
-        cpu: (meta.cpu as usize).min(reg.ncpu.saturating_sub(1)),
-        preempt: 0,
-    };
-    let values: Vec<(&str, record::Value)> = pe
-        .fields()
-        .into_iter()
-        .map(|(k, v)| {
-            let v = match v {
-                process::FieldValue::Int(i) => record::Value::Int(i128::from(i)),
-                process::FieldValue::Str(b) => record::Value::Str(b.into()),
-            };
-            (k, v)
-        })
-        .collect();
-    match ev.layout().record.build(&common(&ev, w), &values) {
-        Ok(rec) => broadcast(reg, &ev, &rec, w, meta.timestamp_ns),
-        Err(e) => tracing::debug!(%e, system, name, "process event not recorded"),
     }
 }
 
@@ -248,7 +79,7 @@ pub fn common(ev: &Event, w: Writer) -> record::Common {
 }
 
 /// A record buffer holding the common header, with room for `extra` more bytes.
-fn header(ev: &Event, w: Writer, extra: usize) -> Vec<u8> {
+pub fn header(ev: &Event, w: Writer, extra: usize) -> Vec<u8> {
     let mut rec = Vec::with_capacity(8 + extra);
     rec.extend_from_slice(&common(ev, w).to_bytes());
     rec

@@ -21,6 +21,8 @@
 //!
 //! Pure: no I/O. Out-of-range reads give 0 / empty, never a panic.
 
+pub mod symbols;
+
 use crate::control::filter::{Field, Fields};
 use std::fmt::Write as _;
 

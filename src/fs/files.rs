@@ -417,10 +417,10 @@ fn pid_lines(pids: &std::collections::BTreeSet<u32>) -> String {
 }
 
 /// How `trace` text shows timestamps under the current clock.
-fn text_opts(st: &TaState) -> crate::trace::buffer::TextOpts {
-    use crate::trace::buffer::TextMode;
+fn text_opts(st: &TaState) -> crate::trace::render::text::TextOpts {
+    use crate::trace::render::text::TextMode;
     let on = |name| st.options[state::option_index(name)];
-    crate::trace::buffer::TextOpts {
+    crate::trace::render::text::TextOpts {
         ns: state::clock_in_ns(st.trace_clock),
         tgid: on("record-tgid"),
         irq_info: on("irq-info"),

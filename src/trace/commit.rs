@@ -1,6 +1,6 @@
 //! The commit path: every source (`crate::sources`: `trace_marker`, `trace_marker_raw`, an
-//! event's `inject`, the process connector) commits through [`commit`], which applies what the kernel applies
-//! between a tracepoint and the ring buffer (`trace_event_buffer_reserve` and
+//! event's `inject`, the process connector) commits through [`commit`], which applies what the
+//! kernel applies between a tracepoint and the ring buffer (`trace_event_buffer_reserve` and
 //! `__event_trigger_test_discard` in `kernel/trace/`):
 //!
 //! 1. `tracing_on`, `tracing_cpumask` (against the writer's CPU) and

@@ -22,6 +22,7 @@
 //! Pure: no I/O. Out-of-range reads give 0 / empty, never a panic.
 
 pub mod symbols;
+pub mod text;
 
 use crate::control::filter::{Field, Fields};
 use std::fmt::Write as _;

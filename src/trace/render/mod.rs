@@ -1,4 +1,7 @@
-//! Event record rendering: the text after `<event name>: ` in a `trace` line.
+//! Event record rendering: the text after `<event name>: ` in a `trace` line. Here the
+//! print-fmt compiler; [`printers`] the kernel's dedicated printers, [`text`] the `trace` and
+//! `trace_pipe` lines built on both (the one part that reads the registry, for event ids and
+//! comms), [`symbols`] the addresses records carry. Never the commit path or trace-array state.
 //!
 //! The kernel prints an event by running the C code behind its `print fmt:` line
 //! (`TP_printk`, see `include/trace/stages/stage3_trace_output.h`). We compile that
@@ -7,8 +10,8 @@
 //! `lib/vsprintf.c` and `kernel/trace/trace_output.c` output byte for byte.
 //!
 //! ftrace's own events (`print`, `raw_data`, `function`, stacks, …) are printed by
-//! dedicated kernel functions, not by their print fmt; [`PrintFmt::for_event`] knows
-//! them. What cannot be compiled falls back to libtraceevent's
+//! dedicated kernel functions, not by their print fmt; [`PrintFmt::for_event`] picks
+//! them from [`printers`]. What cannot be compiled falls back to libtraceevent's
 //! `[FAILED TO PARSE]` followed by `name=value` pairs, so a line stays useful.
 //!
 //! Choices forced by missing information (all reported through
@@ -21,10 +24,12 @@
 //!
 //! Pure: no I/O. Out-of-range reads give 0 / empty, never a panic.
 
+mod printers;
 pub mod symbols;
 pub mod text;
 
 use crate::control::filter::{Field, Fields};
+use printers::Special;
 use std::fmt::Write as _;
 
 /// `CONFIG_HZ` of the kernel the catalog was captured from (for `jiffies_to_msecs`).
@@ -1931,17 +1936,6 @@ fn format_args(
 // Public API
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Special {
-    Print,
-    RawData,
-    Function,
-    KernelStack,
-    UserStack,
-    /// `bputs`/`bprint`: their text lives in kernel memory (format pointers).
-    KernelText,
-}
-
 #[derive(Clone, Debug)]
 enum Body {
     Fmt {
@@ -2039,24 +2033,15 @@ impl PrintFmt {
     /// by `trace_output.c` functions; others by their print fmt, or by the
     /// `[FAILED TO PARSE]` fallback when it does not compile (see [`Self::problem`]).
     pub fn for_event(system: &str, name: &str, format: &str) -> PrintFmt {
-        if system == "ftrace" {
-            let sp = match name {
-                "print" => Some(Special::Print),
-                "raw_data" => Some(Special::RawData),
-                "function" => Some(Special::Function),
-                "kernel_stack" => Some(Special::KernelStack),
-                "user_stack" => Some(Special::UserStack),
-                "bputs" | "bprint" => Some(Special::KernelText),
-                _ => None,
+        if system == "ftrace"
+            && let Some(sp) = Special::of(name)
+        {
+            let problem =
+                (sp == Special::KernelText).then(|| "text is in kernel memory".to_string());
+            return PrintFmt {
+                body: Body::Special(sp),
+                problem,
             };
-            if let Some(sp) = sp {
-                let problem =
-                    (sp == Special::KernelText).then(|| "text is in kernel memory".to_string());
-                return PrintFmt {
-                    body: Body::Special(sp),
-                    problem,
-                };
-            }
         }
         if system == "syscalls" {
             let f = Fields::from_format(format);
@@ -2130,132 +2115,12 @@ impl PrintFmt {
             }
             Body::Special(sp) => {
                 let mut s = String::new();
-                render_special(*sp, rec, sym, &mut s);
+                printers::special(*sp, rec, sym, &mut s);
                 out.push_str(s.strip_suffix('\n').unwrap_or(&s));
             }
-            Body::SysEnter(name, args) => {
-                let _ = write!(out, "{name}(");
-                for (i, (n, off)) in args.iter().enumerate() {
-                    let v = read_u(rec, *off, 8);
-                    let sep = if i > 0 { ", " } else { "" };
-                    let _ = if v < 10 {
-                        write!(out, "{sep}{n}: {v}")
-                    } else {
-                        write!(out, "{sep}{n}: 0x{v:x}")
-                    };
-                }
-                out.push(')');
-            }
-            Body::SysExit(name, off) => {
-                let _ = write!(out, "{name} -> 0x{:x}", read_u(rec, *off, 8));
-            }
-            Body::Failed(refs, names) => {
-                out.push_str("[FAILED TO PARSE]");
-                for (f, n) in refs.iter().zip(names) {
-                    let _ = write!(out, " {n}=");
-                    field_value(rec, *f, out);
-                }
-            }
-        }
-    }
-}
-
-/// `seq_print_ip_sym()` without sym-offset: bare name, `0x%08lx` if unknown, `0` for 0.
-fn ip_sym(sym: &dyn Fn(u64) -> Option<String>, ip: u64, out: &mut String) {
-    if ip == 0 {
-        out.push('0');
-        return;
-    }
-    match sym(ip) {
-        Some(s) => {
-            let s = strip_offset(&s);
-            out.push_str(s.split(" [").next().unwrap_or(""));
-        }
-        None => {
-            let _ = write!(out, "0x{ip:08x}");
-        }
-    }
-}
-
-fn render_special(sp: Special, rec: &[u8], sym: &dyn Fn(u64) -> Option<String>, s: &mut String) {
-    let u64_at = |o: usize| read_u(rec, o, 8);
-    match sp {
-        Special::Print => {
-            ip_sym(sym, u64_at(8), s);
-            s.push_str(": ");
-            s.push_str(&String::from_utf8_lossy(read_cstr(rec, 16, usize::MAX)));
-        }
-        Special::RawData => {
-            let _ = write!(s, "# {:x} buf:", read_u(rec, 8, 4));
-            for b in rec.get(12..).unwrap_or(&[]) {
-                let _ = write!(s, " {b:02x}");
-            }
-            s.push('\n');
-        }
-        Special::Function => {
-            ip_sym(sym, u64_at(8), s);
-            let parent = u64_at(16);
-            if parent != 0 {
-                s.push_str(" <-");
-                ip_sym(sym, parent, s);
-            }
-        }
-        Special::KernelStack => {
-            s.push_str("<stack trace>\n");
-            let mut o = 16;
-            while o + 8 <= rec.len() && u64_at(o) != u64::MAX {
-                s.push_str(" => ");
-                ip_sym(sym, u64_at(o), s);
-                s.push('\n');
-                o += 8;
-            }
-        }
-        Special::UserStack => {
-            s.push_str("<user stack trace>\n");
-            for i in 0..8 {
-                let ip = u64_at(16 + 8 * i);
-                if ip == 0 {
-                    break;
-                }
-                let _ = writeln!(s, " =>  <{ip:016x}>");
-            }
-        }
-        Special::KernelText => {
-            ip_sym(sym, u64_at(8), s);
-            let _ = write!(s, ": (text at 0x{:x})", u64_at(16));
-        }
-    }
-}
-
-/// libtraceevent-style `name=value` for the fallback line.
-fn field_value(rec: &[u8], f: FRef, out: &mut String) {
-    let text = |o: usize, max: usize, out: &mut String| {
-        out.push_str(&String::from_utf8_lossy(read_cstr(rec, o, max)));
-    };
-    match f.kind {
-        FKind::Scalar(t) => {
-            let v = read_int(rec, f.off, t);
-            if t.signed {
-                let _ = write!(out, "{}", v as i64);
-            } else if t.size == 8 {
-                let _ = write!(out, "0x{v:x}");
-            } else {
-                let _ = write!(out, "{v}");
-            }
-        }
-        FKind::Array(t) if t.size == 1 => text(f.off, f.size.max(1), out),
-        FKind::Loc { elem, .. } if elem.size == 1 && elem.signed => {
-            let (o, len) = loc(rec, f);
-            text(o, len, out);
-        }
-        FKind::Array(_) | FKind::Loc { .. } => {
-            let (o, len) = match f.kind {
-                FKind::Loc { .. } => loc(rec, f),
-                _ => (f.off, f.size),
-            };
-            let b = rec_bytes(rec, o, len.min(rec.len()));
-            let parts: Vec<String> = b.iter().map(|x| format!("{x:02x}")).collect();
-            let _ = write!(out, "ARRAY[{}]", parts.join(", "));
+            Body::SysEnter(name, args) => printers::sys_enter(name, args, rec, out),
+            Body::SysExit(name, off) => printers::sys_exit(name, *off, rec, out),
+            Body::Failed(refs, names) => printers::failed(refs, names, rec, out),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! What users write: the pure languages of the control files — values (enable, numbers,
-//! sizes, words, cpumasks, `set_event`, pid lists), filters, triggers, dynamic events.
-//! Parsers and compiled programs only: no registry, no trace array, no I/O.
+//! sizes, words), `tracing_cpumask`, `set_event` and pid lists, filters, triggers, dynamic
+//! events. Parsers and compiled programs only: no registry, no trace array, no I/O.
+pub mod cpumask;
 pub mod dynevent;
 pub mod filter;
+pub mod set_event;
 pub mod trigger;
 pub mod values;

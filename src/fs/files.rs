@@ -11,6 +11,7 @@ use crate::control::dynevent;
 use crate::control::filter;
 use crate::control::trigger;
 use crate::control::values;
+use crate::control::{cpumask, set_event};
 use crate::events::catalog::EventFile;
 use crate::events::registry::{Event, Registry, RemovedEvent, System};
 use crate::sources::{inject, markers};
@@ -354,7 +355,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         SavedCmdlinesSize => format!("{}\n", st.saved_cmdlines_size),
         TracingThresh => format!("{}\n", st.tracing_thresh),
         TracingOn => format!("{}\n", u8::from(st.tracing_on)),
-        TracingCpumask => values::format_tracing_cpumask(&st.cpumask, reg.ncpu),
+        TracingCpumask => cpumask::format_tracing_cpumask(&st.cpumask, reg.ncpu),
         TimestampMode => "[delta] absolute\n".into(),
         TraceClock => {
             let names: Vec<String> = TRACE_CLOCKS
@@ -703,7 +704,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
     let n = data.len();
     match f {
         SetEvent => {
-            let w = values::parse_set_event(data)?;
+            let w = set_event::parse_set_event(data)?;
             if let Some(cmd) = w.command {
                 let matched: Vec<_> = reg
                     .listed_events()
@@ -768,7 +769,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             Ok(n)
         }
         TracingCpumask => {
-            ta.state.lock().cpumask = values::parse_tracing_cpumask_for(data, reg.ncpu)?;
+            ta.state.lock().cpumask = cpumask::parse_tracing_cpumask_for(data, reg.ncpu)?;
             Ok(n)
         }
         TraceOptions => {
@@ -779,7 +780,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             Ok(n)
         }
         SetEventPid | SetEventNotracePid | SetFtracePid | SetFtraceNotracePid => {
-            let w = values::parse_pid_list_write(data)?;
+            let w = set_event::parse_pid_list_write(data)?;
             let mut st = ta.state.lock();
             let set = match f {
                 SetEventPid => &mut st.event_pids,

@@ -573,30 +573,9 @@ fn every_example_and_stress_script_answers_help() {
     }
     assert!(tools.len() >= 8, "only {} tools found", tools.len());
     for (name, mut cmd) in tools {
-        let dir = TempDir::new("help");
-        let out = std::fs::File::create(dir.path().join("out")).unwrap();
-        let err = std::fs::File::create(dir.path().join("err")).unwrap();
-        let mut child = cmd
-            .arg("--help")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{name} --help was still running after 20 s (it ran instead)");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let text = std::fs::read_to_string(dir.path().join("out")).unwrap();
-        let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+        // (A tool that ignores --help and runs instead is killed and fails here.)
+        let ran = crate::tree::run_limited(cmd.arg("--help"), Duration::from_secs(20));
+        let (status, text, err) = (ran.status, ran.stdout_str(), ran.stderr_str());
         assert!(
             status.success(),
             "{name} --help exited with {status}: {err}"

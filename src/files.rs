@@ -305,9 +305,11 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         | TouchedFunctions
         | PrintkFormats
         | UprobeProfile
-        | UprobeEvents
-        | SetFtraceFilter
-        | SetFtraceNotrace => String::new(),
+        | UprobeEvents => String::new(),
+        // Nothing can be written into the function filters, so they always show what
+        // `ftrace.c:t_show` prints for an empty hash.
+        SetFtraceFilter => "#### all functions enabled ####\n".into(),
+        SetFtraceNotrace => "#### no functions disabled ####\n".into(),
         DynamicEvents | SyntheticEvents => {
             drop(st);
             let mut out = String::new();

@@ -1613,3 +1613,38 @@ fn counters_tell_errors_apart_and_settle_when_idle() {
     );
     assert_eq!(after["blocked_readers"], 0);
 }
+
+#[test]
+fn set_ftrace_filter_and_notrace_show_the_empty_hash_banners() {
+    // `ftrace.c:t_show` prints a banner for an empty function hash; trace-cmd reads it. Where the
+    // running kernel lets us open its files (this one answers EPERM), they must agree too.
+    let m = crate::common::Mount::new(&[]);
+    std::fs::create_dir(m.p("instances/ftf")).unwrap();
+    let k = crate::common::KernelTracefs::mount().expect("mount the kernel tracefs");
+    for (file, banner) in [
+        ("set_ftrace_filter", "#### all functions enabled ####\n"),
+        ("set_ftrace_notrace", "#### no functions disabled ####\n"),
+    ] {
+        for dir in ["", "instances/ftf/"] {
+            assert_eq!(
+                crate::common::read(&m.p(&format!("{dir}{file}"))),
+                banner,
+                "{dir}{file}"
+            );
+        }
+        if let Ok(kernel) = std::fs::read_to_string(k.path().join(file)) {
+            assert_eq!(kernel, banner, "the kernel's {file}");
+        }
+    }
+    // A blank write (the only kind accepted) leaves the banner.
+    crate::common::write_raw(
+        &m.p("set_ftrace_filter"),
+        b"\n",
+        libc::O_WRONLY | libc::O_TRUNC,
+    )
+    .unwrap();
+    assert_eq!(
+        crate::common::read(&m.p("set_ftrace_filter")),
+        "#### all functions enabled ####\n"
+    );
+}

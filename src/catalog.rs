@@ -210,6 +210,7 @@ impl Catalog {
         }
         let mut cat = Catalog::default();
         let mut seen = std::collections::HashSet::new();
+        let mut ids = std::collections::HashMap::new();
         while let Some((i, start, line)) = lines.next() {
             let body_start = start + line.len();
             let header = line.trim_end_matches('\n');
@@ -239,6 +240,14 @@ impl Catalog {
                         EventDef::new(system, name, seq, files, body).map_err(|m| err(i, m))?;
                     if !seen.insert((ev.system.clone(), ev.name.clone())) {
                         return Err(err(i, format!("duplicate event {system}/{name}")));
+                    }
+                    if let Some(id) = ev.id
+                        && let Some(first) = ids.insert(id, format!("{system}/{name}"))
+                    {
+                        return Err(err(
+                            i,
+                            format!("{system}/{name} has ID {id}, as {first} has"),
+                        ));
                     }
                     cat.events.push(ev);
                 }
@@ -321,9 +330,14 @@ impl Catalog {
                         files.insert(f);
                     }
                 }
-                let format = read(&ev_dir.join("format"))?;
+                let format_path = ev_dir.join("format");
+                let format = read(&format_path)?;
                 let seq = seqs.get(&format!("{sys}:{ev}")).copied();
-                let id = parse_format_id(&format);
+                let id = parse_format_id(&format).map_err(|message| CatalogError {
+                    path: format_path.display().to_string(),
+                    line: None,
+                    message,
+                })?;
                 cat.events.push(EventDef {
                     system: sys.clone(),
                     name: ev,
@@ -346,7 +360,9 @@ impl EventDef {
         files: &str,
         format: Text,
     ) -> Result<EventDef, String> {
-        let valid = |s: &str| !s.is_empty() && s.len() <= 255 && !s.contains(['/', '\0']);
+        let valid = |s: &str| {
+            !s.is_empty() && s.len() <= 255 && !s.contains(['/', '\0']) && s != "." && s != ".."
+        };
         if !valid(system) || !valid(name) {
             return Err(format!("invalid system or event name `{system}/{name}`"));
         }
@@ -364,7 +380,7 @@ impl EventDef {
         if !set.contains(EventFile::Format) {
             return Err("an event directory always offers `format`".into());
         }
-        let id = parse_format_id(&format);
+        let id = parse_format_id(&format)?;
         if set.contains(EventFile::Id) && id.is_none() {
             return Err(format!(
                 "{system}/{name} offers `id` but its format has no `ID:` line"
@@ -381,11 +397,17 @@ impl EventDef {
     }
 }
 
-/// The number on the `ID:` line of a `format` text.
-pub fn parse_format_id(format: &str) -> Option<u32> {
-    format
-        .lines()
-        .find_map(|l| l.strip_prefix("ID: ")?.trim().parse().ok())
+/// The number on the `ID:` line of a `format` text: `None` without such a line, an error when
+/// it holds no number.
+pub fn parse_format_id(format: &str) -> Result<Option<u32>, String> {
+    let Some(value) = format.lines().find_map(|l| l.strip_prefix("ID: ")) else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("ID: {value} is not a number"))
 }
 
 /// Subdirectory names of `dir` in readdir order.
@@ -454,5 +476,49 @@ mod tests {
         );
         let bad = "utracefs-catalog 1\nheader_page x\n";
         assert_eq!(Catalog::parse(bad, "f").unwrap_err().line, Some(2));
+    }
+
+    /// A catalog with the given event records after valid headers.
+    fn with_events(records: &[(&str, &str, &str)]) -> String {
+        let mut text = "utracefs-catalog 1\nheader_page 1\nx\nheader_event 1\ny\n".to_string();
+        for (sys, name, format) in records {
+            let n = format.lines().count();
+            text += &format!("event {sys} {name} - enable,format,id {n}\n{format}");
+        }
+        text
+    }
+
+    #[test]
+    fn dot_names_are_rejected() {
+        for (sys, name) in [(".", "a"), ("..", "a"), ("s", "."), ("s", "..")] {
+            let text = with_events(&[(sys, name, "name: a\nID: 7\n")]);
+            let e = Catalog::parse(&text, "f").unwrap_err();
+            assert_eq!(e.line, Some(6), "{sys}/{name}: {e}");
+            assert!(e.message.contains("invalid system or event name"), "{e}");
+        }
+        // Dots inside a name are fine.
+        assert!(Catalog::parse(&with_events(&[("s", "a.b", "ID: 7\n")]), "f").is_ok());
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let text = with_events(&[
+            ("s", "a", "ID: 7\n"),
+            ("s", "b", "ID: 8\n"),
+            ("t", "c", "ID: 7\n"),
+        ]);
+        let e = Catalog::parse(&text, "f").unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.message.contains("t/c has ID 7, as s/a has"), "{e}");
+    }
+
+    #[test]
+    fn a_non_numeric_id_is_named() {
+        let text = with_events(&[("s", "a", "name: a\nID: banana\n")]);
+        let e = Catalog::parse(&text, "f").unwrap_err();
+        assert_eq!(e.line, Some(6));
+        assert_eq!(e.message, "ID: banana is not a number");
+        assert_eq!(parse_format_id("name: a\nformat:\n"), Ok(None));
+        assert_eq!(parse_format_id("name: a\nID: 12\n"), Ok(Some(12)));
     }
 }

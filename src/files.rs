@@ -69,6 +69,15 @@ pub struct TopSpec {
     pub in_instance: bool,
 }
 
+impl TopSpec {
+    /// Does `ta`'s root offer this file? Instances have fewer files than the top level, and
+    /// `synthetic_events` exists only where the kernel has synthetic events.
+    pub fn offered(&self, reg: &Registry, ta: &TraceArray) -> bool {
+        (ta.is_top() || self.in_instance)
+            && (self.file != TopFile::SyntheticEvents || reg.features.synthetic_events)
+    }
+}
+
 const fn top(name: &'static str, mode: u16, file: TopFile, in_instance: bool) -> TopSpec {
     TopSpec {
         name,
@@ -303,7 +312,6 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         | AvailableFilterFunctionsAddrs
         | EnabledFunctions
         | TouchedFunctions
-        | PrintkFormats
         | UprobeProfile
         | UprobeEvents => String::new(),
         // Nothing can be written into the function filters, so they always show what
@@ -325,6 +333,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
             }
             out
         }
+        PrintkFormats => reg.printk_formats.to_string(),
         SavedCmdlines => reg.tasks.saved_cmdlines(),
         SavedTgids => reg.tasks.saved_tgids(),
         DynFtraceTotalInfo => "0 pages:0 groups: 0\n".into(),
@@ -925,9 +934,18 @@ fn write_dynamic(
     removed: &mut Vec<RemovedEvent>,
 ) -> Result<usize, i32> {
     let (lines, split_error) = dynevent::split_lines_partial(data);
+    // A kernel without a handler for the command answers as for any unknown command.
+    let handled = |line: &[u8]| match dynevent::create_kind(line) {
+        Some(dynevent::Kind::Synthetic) => reg.features.synthetic_events,
+        Some(dynevent::Kind::User) => reg.features.user_events,
+        None => true,
+    };
     let exists =
         |kind: dynevent::Kind, name: &str| reg.find_event(dyn_system(kind), name).is_some();
     for line in lines {
+        if !synthetic_file && !handled(line) {
+            return Err(EINVAL);
+        }
         let parsed = if synthetic_file {
             dynevent::parse_synthetic_events_line_with(line, &exists)
         } else {

@@ -9,7 +9,7 @@ use clap::Parser;
 use fuser::{Config, Session, SessionACL};
 use tracing::{error, info};
 
-use utracefs::catalog::Catalog;
+use utracefs::catalog::{Catalog, Features};
 use utracefs::fs::TraceFs;
 use utracefs::mount::{self, MountOptions, Watchdog};
 use utracefs::registry::{MountOwner, Registry};
@@ -21,9 +21,15 @@ struct Args {
     /// Directory to mount on.
     mountpoint: PathBuf,
     /// Event definitions: a catalog file or a tracefs-like directory (e.g. a mounted kernel
-    /// tracefs). Default: the embedded catalog of Linux 6.18.
+    /// tracefs), mirrored exactly: only the features that kernel had. Default: the embedded
+    /// catalog of Linux 6.18, with every feature (see --extras).
     #[arg(long)]
     catalog: Option<PathBuf>,
+    /// With --catalog: also offer what utracefs has beyond the catalog's kernel:
+    /// synthetic_events and `s:` in dynamic_events, `u:` user events, and an `inject` file in
+    /// every event that can be enabled. Always on with the embedded catalog.
+    #[arg(long)]
+    extras: bool,
     /// FUSE worker threads.
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
@@ -75,10 +81,13 @@ fn run(args: Args) -> Result<(), String> {
         return Err("--threads must be at least 1".into());
     }
     let mountpoint = mount::check_mount_point(&args.mountpoint, opts.over)?;
-    let catalog = match &args.catalog {
+    let mut catalog = match &args.catalog {
         Some(p) => Catalog::load(p).map_err(|e| e.to_string())?,
         None => Catalog::embedded(),
     };
+    if args.extras {
+        catalog.features = Features::ALL;
+    }
     let owner = MountOwner {
         uid: opts.uid,
         gid: opts.gid,

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use parking_lot::RwLock;
 
-use crate::catalog::{Catalog, EventDef, FileSet};
+use crate::catalog::{Catalog, EventDef, Features, FileSet};
 use crate::state::TraceArray;
 
 /// Serial numbers 0..FIRST_SERIAL are reserved for the fixed directories of a trace array.
@@ -190,6 +190,9 @@ pub struct MountOwner {
 pub struct Registry {
     pub header_page: crate::catalog::Text,
     pub header_event: crate::catalog::Text,
+    pub printk_formats: crate::catalog::Text,
+    /// What the catalog's kernel offers beyond the base file set (all of it by default).
+    pub features: Features,
     /// The directory lock of every `events/` directory: the subsystem list.
     pub systems: RwLock<Children<System>>,
     pub top: Arc<TraceArray>,
@@ -232,6 +235,7 @@ impl Registry {
         let serials = AtomicU64::new(FIRST_SERIAL);
         let next = || serials.fetch_add(1, Ordering::Relaxed);
         let event_count = catalog.events.len();
+        let features = catalog.features;
         let max_id = catalog
             .events
             .iter()
@@ -262,7 +266,8 @@ impl Registry {
             };
             {
                 let mut events = sys.events.write();
-                for def in defs {
+                for mut def in defs {
+                    def.files = features.event_files(def.files);
                     let order = def.seq.map_or(i64::MAX, i64::from);
                     let ev = Arc::new(Event {
                         serial: next(),
@@ -285,6 +290,8 @@ impl Registry {
         Registry {
             header_page: catalog.header_page,
             header_event: catalog.header_event,
+            printk_formats: catalog.printk_formats,
+            features,
             systems: RwLock::new(systems),
             top: Arc::new(TraceArray::new(0, "", SystemTime::now())),
             instances: RwLock::new(Children::new()),
@@ -417,9 +424,10 @@ impl Registry {
     /// is being removed (eventfs-history §4 scenario 34).
     pub fn add_event(
         &self,
-        def: EventDef,
+        mut def: EventDef,
         dynamic: Option<Arc<crate::dynevent::DynEventDef>>,
     ) -> Result<Arc<Event>, i32> {
+        def.files = self.features.event_files(def.files);
         let mut systems = self.systems.write();
         let sys = match systems.get(&def.system) {
             Some(s) => s.clone(),

@@ -196,7 +196,7 @@ impl DirGuard<'_> {
             (Entry::Root, _) => {
                 if let Some(i) = TOP_FILES
                     .iter()
-                    .position(|f| f.name == name && (ta.is_top() || f.in_instance))
+                    .position(|f| f.name == name && f.offered(reg, ta))
                 {
                     return Some(Entry::Top(i));
                 }
@@ -262,7 +262,7 @@ impl DirGuard<'_> {
         match (dir, self) {
             (Entry::Root, _) => {
                 for (i, f) in TOP_FILES.iter().enumerate() {
-                    if ta.is_top() || f.in_instance {
+                    if f.offered(reg, ta) {
                         fixed.push((f.name.into(), Entry::Top(i)));
                     }
                 }

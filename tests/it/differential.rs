@@ -68,9 +68,9 @@ fn name_set(dir: &Path) -> Result<BTreeSet<String>, String> {
         .collect()
 }
 
-/// A clone directory's names, less the `inject` files the clone adds to every event that can
-/// be enabled (CONFIG_TRACE_EVENT_INJECT, off in the reference kernel).
-fn clone_name_set(dir: &Path) -> Result<BTreeSet<String>, String> {
+/// A directory's names from the embedded catalog, less the `inject` files it adds to every
+/// event that can be enabled whatever the kernel has (CONFIG_TRACE_EVENT_INJECT).
+fn embedded_name_set(dir: &Path) -> Result<BTreeSet<String>, String> {
     let mut names = name_set(dir)?;
     names.remove("inject");
     Ok(names)
@@ -165,13 +165,31 @@ fn directory_listings_match_kernel_as_sets() {
     let mut bad = Vec::new();
     for d in &dirs {
         let ks = name_set(&k.path().join(d)).unwrap_or_else(|e| panic!("kernel {d}: {e}"));
-        match clone_name_set(&m.p(d)) {
+        match name_set(&m.p(d)) {
             Ok(cs) if cs == ks => {}
             Ok(cs) => bad.push(format!("{d}: {}", set_diff(&ks, &cs))),
             Err(e) => bad.push(format!("{d}: clone {e}")),
         }
     }
     report("directory listings under events/", &bad);
+}
+
+#[test]
+fn the_mirror_offers_exactly_the_kernels_root_files_and_printk_formats() {
+    // A mirror offers the mirrored kernel's file set, no more (issue 9): a tool must be able to
+    // tell what that kernel supports (no `synthetic_events` here unless the kernel has it).
+    let Some(k) = kernel() else { return };
+    let m = mirror(&k);
+    for d in ["", "options", "per_cpu", "per_cpu/cpu0"] {
+        let ks = name_set(&k.path().join(d)).unwrap();
+        let cs = name_set(&m.p(d)).unwrap();
+        assert_eq!(ks, cs, "{d:?}: {}", set_diff(&ks, &cs));
+    }
+    assert_eq!(
+        read_res(&m.p("printk_formats")),
+        read_res(&k.path().join("printk_formats")),
+        "printk_formats"
+    );
 }
 
 #[test]
@@ -188,7 +206,6 @@ fn fixed_file_order_matches_kernel() {
                     .map(|md| md.is_file())
                     .unwrap_or(false)
             })
-            .filter(|n| n != "inject")
             .collect()
     };
     let mut dirs = vec!["events".to_string()];
@@ -500,7 +517,7 @@ fn embedded_catalog_matches_kernel_sample() {
     for ev in &sample {
         n += 1;
         let ks = name_set(&k.path().join(ev)).unwrap();
-        match clone_name_set(&m.p(ev)) {
+        match embedded_name_set(&m.p(ev)) {
             Ok(cs) if cs == ks => {}
             Ok(cs) => bad.push(format!("{ev}: {}", set_diff(&ks, &cs))),
             Err(e) => bad.push(format!("{ev}: clone {e}")),

@@ -144,6 +144,138 @@ pub const TOP_FILES: &[TopSpec] = {
     ]
 };
 
+/// The root's names in the kernel's readdir order: newest dentry first (a dcache artefact,
+/// spec §2.3), so the reverse of the order the kernel creates them in. `synthetic_events`
+/// (absent from the reference kernel) sits where its initcall would create it.
+pub const TOP_READDIR: &[&str] = &[
+    "instances",
+    "dyn_ftrace_total_info",
+    "saved_tgids",
+    "saved_cmdlines_size",
+    "saved_cmdlines",
+    "README",
+    "tracing_thresh",
+    "set_ftrace_notrace",
+    "set_ftrace_filter",
+    "touched_functions",
+    "enabled_functions",
+    "available_filter_functions_addrs",
+    "available_filter_functions",
+    "set_ftrace_notrace_pid",
+    "set_ftrace_pid",
+    "per_cpu",
+    "error_log",
+    "options",
+    "buffer_subbuf_size_kb",
+    "buffer_percent",
+    "timestamp_mode",
+    "tracing_on",
+    "trace_clock",
+    "trace_marker_raw",
+    "trace_marker",
+    "free_buffer",
+    "buffer_total_size_kb",
+    "buffer_size_kb",
+    "trace_pipe",
+    "trace",
+    "trace_options",
+    "tracing_cpumask",
+    "current_tracer",
+    "available_tracers",
+    "set_event_notrace_pid",
+    "set_event_pid",
+    "events",
+    "uprobe_profile",
+    "uprobe_events",
+    "set_event",
+    "dynamic_events",
+    "synthetic_events",
+    "available_events",
+    "printk_formats",
+];
+
+/// An instance root's names in the kernel's readdir order.
+pub const INSTANCE_READDIR: &[&str] = &[
+    "set_ftrace_notrace_pid",
+    "set_ftrace_pid",
+    "per_cpu",
+    "error_log",
+    "set_ftrace_notrace",
+    "set_ftrace_filter",
+    "options",
+    "buffer_subbuf_size_kb",
+    "buffer_percent",
+    "timestamp_mode",
+    "tracing_on",
+    "trace_clock",
+    "trace_marker_raw",
+    "trace_marker",
+    "free_buffer",
+    "buffer_total_size_kb",
+    "buffer_size_kb",
+    "trace_pipe",
+    "trace",
+    "trace_options",
+    "tracing_cpumask",
+    "current_tracer",
+    "available_tracers",
+    "set_event_notrace_pid",
+    "set_event_pid",
+    "events",
+    "set_event",
+];
+
+/// `options/` in the kernel's readdir order: the tracers' options (created as each tracer
+/// registers) before the core ones, all newest first.
+pub const OPTIONS_READDIR: &[&str] = &[
+    "blk_cgname",
+    "blk_cgroup",
+    "blk_classic",
+    "test_nop_refuse",
+    "test_nop_accept",
+    "func-no-repeats",
+    "func_stack_trace",
+    "stacktrace",
+    "function-fork",
+    "function-trace",
+    "hash-ptr",
+    "pause-on-trace",
+    "copy_trace_marker",
+    "trace_printk_dest",
+    "event-fork",
+    "markers",
+    "irq-info",
+    "disable_on_free",
+    "overwrite",
+    "record-tgid",
+    "record-cmd",
+    "latency-format",
+    "context-info",
+    "printk-msg-only",
+    "sym-userobj",
+    "userstacktrace",
+    "annotate",
+    "trace_printk",
+    "fields",
+    "block",
+    "bin",
+    "hex",
+    "raw",
+    "verbose",
+    "sym-addr",
+    "sym-offset",
+    "print-parent",
+];
+
+/// `per_cpu/cpuN/` in the kernel's readdir order.
+pub const CPU_READDIR: &[&str] = &[
+    "buffer_size_kb",
+    "stats",
+    "trace_pipe_raw",
+    "trace",
+    "trace_pipe",
+];
+
 /// Files in `per_cpu/cpuN/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CpuFile {
@@ -1043,6 +1175,34 @@ fn delete_all_dynamic(
         removed.push(reg.remove_event(&ev.def.system, &ev.def.name)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod readdir_tests {
+    use super::*;
+
+    #[test]
+    fn readdir_tables_name_every_entry_once() {
+        let sorted = |names: &[&str]| {
+            let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        let dirs = ["events", "instances", "options", "per_cpu"];
+        let top: Vec<&str> = TOP_FILES.iter().map(|f| f.name).chain(dirs).collect();
+        assert_eq!(sorted(TOP_READDIR), sorted(&top));
+        let inst: Vec<&str> = TOP_FILES
+            .iter()
+            .filter(|f| f.in_instance)
+            .map(|f| f.name)
+            .chain(["events", "options", "per_cpu"])
+            .collect();
+        assert_eq!(sorted(INSTANCE_READDIR), sorted(&inst));
+        let options: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
+        assert_eq!(sorted(OPTIONS_READDIR), sorted(&options));
+        let cpu: Vec<&str> = CPU_FILES.iter().map(|f| f.0).collect();
+        assert_eq!(sorted(CPU_READDIR), sorted(&cpu));
+    }
 }
 
 #[cfg(test)]

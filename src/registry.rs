@@ -27,12 +27,27 @@ pub const FIRST_SERIAL: u64 = 1 << 16;
 pub trait Named {
     fn name(&self) -> &str;
     fn serial(&self) -> u64;
+    /// Position in the kernel's global event list, which an instance's `events/` follows.
+    fn rank(&self) -> u64 {
+        self.serial()
+    }
 }
 
+/// Ranks: catalog events count up from here in the kernel's list order; events added at run
+/// time go to the list's head, so they count down from it.
+const RANK_BASE: u64 = 1 << 32;
+/// Instance listing cookies: children older than the instance are keyed by rank below this,
+/// later ones by serial above it (serials stay below 2^36, ranks below 2^33).
+const LATER_THAN_INSTANCE: u64 = 1 << 40;
+
 /// The children of one directory: listing order plus a name index. Serials grow in creation
-/// order, so the listing is sorted by serial and a readdir cursor is "the next serial after".
+/// order, so the top level's listing is sorted by serial and a readdir cursor is "the next
+/// serial after". An instance lists what existed when it was made in rank order, then what
+/// came later by serial (§2.3); its cursor is the key [`Children::in_instance`] gives.
 pub struct Children<T> {
     list: Vec<Arc<T>>,
+    /// The same children sorted by rank.
+    by_rank: Vec<Arc<T>>,
     by_name: HashMap<Box<str>, Arc<T>>,
     /// Set when the directory itself is removed (an emptied subsystem): it then has no
     /// children and no files, whatever a stale handle on it asks.
@@ -43,6 +58,7 @@ impl<T: Named> Children<T> {
     fn new() -> Self {
         Children {
             list: Vec::new(),
+            by_rank: Vec::new(),
             by_name: HashMap::new(),
             removed: false,
         }
@@ -51,6 +67,8 @@ impl<T: Named> Children<T> {
     fn push(&mut self, item: Arc<T>) {
         debug_assert!(self.list.last().is_none_or(|l| l.serial() < item.serial()));
         self.by_name.insert(item.name().into(), item.clone());
+        let at = self.by_rank.partition_point(|c| c.rank() < item.rank());
+        self.by_rank.insert(at, item.clone());
         self.list.push(item);
     }
 
@@ -69,6 +87,7 @@ impl<T: Named> Children<T> {
     fn remove(&mut self, name: &str) -> Option<Arc<T>> {
         let item = self.by_name.remove(name)?;
         self.list.retain(|c| !Arc::ptr_eq(c, &item));
+        self.by_rank.retain(|c| !Arc::ptr_eq(c, &item));
         Some(item)
     }
 
@@ -81,12 +100,35 @@ impl<T: Named> Children<T> {
         let start = self.list.partition_point(|c| c.serial() <= after);
         &self.list[start..]
     }
+
+    /// Children whose instance key is greater than `after`, in the listing order of an
+    /// instance created when the serial counter stood at `born`, each with its key.
+    pub fn after_in_instance(&self, born: u64, after: u64) -> Vec<(u64, &Arc<T>)> {
+        let older = self.by_rank.iter().filter(|c| c.serial() < born);
+        let later = self.list.iter().filter(|c| c.serial() >= born);
+        older
+            .chain(later)
+            .map(|c| (Self::in_instance(born, c), c))
+            .filter(|(key, _)| *key > after)
+            .collect()
+    }
+
+    /// The readdir cookie of `c` in an instance born at `born`.
+    fn in_instance(born: u64, c: &T) -> u64 {
+        if c.serial() < born {
+            FIRST_SERIAL + c.rank()
+        } else {
+            LATER_THAN_INSTANCE + c.serial()
+        }
+    }
 }
 
 /// A subsystem directory `events/<name>/`.
 pub struct System {
     pub name: Box<str>,
     pub serial: u64,
+    /// The rank of its first event in the kernel's list (where an instance places it).
+    pub rank: u64,
     /// The directory lock of `events/<name>/` and its contents.
     pub events: RwLock<Children<Event>>,
     /// True for subsystems whose events are all ignore-enable (`ftrace`): no `enable`/`filter`.
@@ -99,6 +141,9 @@ impl Named for System {
     }
     fn serial(&self) -> u64 {
         self.serial
+    }
+    fn rank(&self) -> u64 {
+        self.rank
     }
 }
 
@@ -113,6 +158,8 @@ pub enum Life {
 /// An event directory `events/<system>/<name>/`.
 pub struct Event {
     pub serial: u64,
+    /// Position in the kernel's global event list (see [`Named::rank`]).
+    pub rank: u64,
     pub def: EventDef,
     /// Listing position in `available_events`/`set_event` (lower first).
     pub order: i64,
@@ -135,6 +182,34 @@ impl Named for Event {
     fn serial(&self) -> u64 {
         self.serial
     }
+    fn rank(&self) -> u64 {
+        self.rank
+    }
+}
+
+/// The rank of each catalog event (in directory order): its position in the kernel's global
+/// event list. `available_events` lists that list backwards; an event it leaves out (ftrace's)
+/// follows the event before it in `events/`.
+fn catalog_ranks(events: &[EventDef]) -> Vec<u64> {
+    let mut prev = -1i64;
+    let keys: Vec<(i64, usize)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match d.seq {
+            Some(s) => {
+                prev = i64::from(s);
+                (prev, 0)
+            }
+            None => (prev, i + 1),
+        })
+        .collect();
+    let mut backwards: Vec<usize> = (0..events.len()).collect();
+    backwards.sort_by_key(|&i| keys[i]);
+    let mut ranks = vec![0; events.len()];
+    for (pos, &i) in backwards.iter().rev().enumerate() {
+        ranks[i] = RANK_BASE + pos as u64;
+    }
+    ranks
 }
 
 impl Event {
@@ -242,35 +317,38 @@ impl Registry {
             .filter_map(|e| e.id)
             .max()
             .unwrap_or(0);
+        let ranks = catalog_ranks(&catalog.events);
         // Group by subsystem, keeping first-appearance order (the catalog is in directory order).
-        let mut groups: Vec<(String, Vec<EventDef>)> = Vec::new();
+        let mut groups: Vec<(String, Vec<(EventDef, u64)>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for def in catalog.events {
+        for (def, rank) in catalog.events.into_iter().zip(ranks) {
             let i = *index.entry(def.system.clone()).or_insert_with(|| {
                 groups.push((def.system.clone(), Vec::new()));
                 groups.len() - 1
             });
-            groups[i].1.push(def);
+            groups[i].1.push((def, rank));
         }
         let mut systems: Children<System> = Children::new();
         let by_id = dashmap::DashMap::new();
         let by_name = dashmap::DashMap::new();
         for (name, defs) in groups {
             // A subsystem offers enable/filter unless every event in it is ignore-enable.
-            let internal = defs.iter().all(|d| d.files.ignore_enable());
+            let internal = defs.iter().all(|(d, _)| d.files.ignore_enable());
             let sys = System {
                 name: name.into(),
                 serial: next(),
+                rank: defs.iter().map(|(_, r)| *r).min().unwrap_or(RANK_BASE),
                 events: RwLock::new(Children::new()),
                 internal,
             };
             {
                 let mut events = sys.events.write();
-                for mut def in defs {
+                for (mut def, rank) in defs {
                     def.files = features.event_files(def.files);
                     let order = def.seq.map_or(i64::MAX, i64::from);
                     let ev = Arc::new(Event {
                         serial: next(),
+                        rank,
                         def,
                         order,
                         life: RwLock::new(Life::Alive),
@@ -367,7 +445,9 @@ impl Registry {
         if serial >= 1 << 20 {
             return Err(libc::ENOSPC);
         }
-        let ta = Arc::new(TraceArray::new(serial, name, SystemTime::now()));
+        let mut ta = TraceArray::new(serial, name, SystemTime::now());
+        ta.born = self.next_serial();
+        let ta = Arc::new(ta);
         instances.push(ta.clone());
         Ok(ta)
     }
@@ -428,6 +508,10 @@ impl Registry {
         dynamic: Option<Arc<crate::dynevent::DynEventDef>>,
     ) -> Result<Arc<Event>, i32> {
         def.files = self.features.event_files(def.files);
+        // The kernel puts a new event at the head of its list: first in `available_events`,
+        // and first in the `events/` of instances made after it.
+        let order = self.next_order.fetch_sub(1, Ordering::Relaxed);
+        let rank = RANK_BASE - order.unsigned_abs();
         let mut systems = self.systems.write();
         let sys = match systems.get(&def.system) {
             Some(s) => s.clone(),
@@ -435,6 +519,7 @@ impl Registry {
                 let s = Arc::new(System {
                     name: def.system.as_str().into(),
                     serial: self.next_serial(),
+                    rank,
                     events: RwLock::new(Children::new()),
                     internal: false,
                 });
@@ -448,7 +533,8 @@ impl Registry {
         }
         let ev = Arc::new(Event {
             serial: self.next_serial(),
-            order: self.next_order.fetch_sub(1, Ordering::Relaxed),
+            rank,
+            order,
             def,
             life: RwLock::new(Life::Alive),
             dynamic,

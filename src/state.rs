@@ -88,6 +88,9 @@ pub struct TraceArray {
     /// The instance's directory name (empty for the top level).
     pub name: Box<str>,
     pub created: SystemTime,
+    /// The registry's serial counter when the instance was made (0 for the top level): the
+    /// directories older than it list in the kernel's list order (§2.3).
+    pub born: u64,
     /// Taken (shared) by every lookup and open inside the instance; rmdir takes it exclusively
     /// to mark the instance removed.
     pub life: RwLock<Life>,
@@ -141,6 +144,7 @@ impl TraceArray {
             serial,
             name: name.into(),
             created,
+            born: 0,
             life: RwLock::new(Life::Alive),
             busy: AtomicU32::new(0),
             buffer: Mutex::new(crate::buffer::TraceBuffer::new(

@@ -14,8 +14,11 @@ use fuser::FileType;
 use parking_lot::RwLockReadGuard;
 
 use crate::catalog::EventFile;
-use crate::files::{CPU_FILES, EVENTS_FILES, File, SYSTEM_FILES, TOP_FILES};
-use crate::registry::{Children, Event, Life, Registry, System};
+use crate::files::{
+    CPU_FILES, CPU_READDIR, EVENTS_FILES, File, INSTANCE_READDIR, OPTIONS_READDIR, SYSTEM_FILES,
+    TOP_FILES, TOP_READDIR,
+};
+use crate::registry::{Children, Event, Life, Named, Registry, System};
 use crate::state::{OPTIONS, TraceArray};
 
 const DIR_ROOT: u64 = 0;
@@ -257,37 +260,27 @@ impl DirGuard<'_> {
     /// The children of `dir` whose cookie is greater than `after`, in listing order: the fixed
     /// files first, then subdirectories in creation order (§2.3).
     pub fn list(&self, reg: &Registry, ta: &TraceArray, dir: &Entry, after: u64) -> Vec<Listed> {
-        let mut fixed: Vec<(String, Entry)> = Vec::new();
+        // Static directories list their names in the kernel's order; a name this trace array
+        // does not offer keeps its place (and cookie) but is skipped.
+        let mut fixed: Vec<(String, Option<Entry>)> = Vec::new();
         let mut children: Vec<Listed> = Vec::new();
-        match (dir, self) {
-            (Entry::Root, _) => {
-                for (i, f) in TOP_FILES.iter().enumerate() {
-                    if f.offered(reg, ta) {
-                        fixed.push((f.name.into(), Entry::Top(i)));
-                    }
-                }
-                fixed.push(("events".into(), Entry::EventsDir));
-                if ta.is_top() {
-                    fixed.push(("instances".into(), Entry::InstancesDir));
-                }
-                fixed.push(("options".into(), Entry::OptionsDir));
-                fixed.push(("per_cpu".into(), Entry::PerCpuDir));
-            }
-            (Entry::OptionsDir, _) => {
-                for (i, o) in OPTIONS.iter().enumerate() {
-                    if ta.offers_option(i) {
-                        fixed.push((o.0.into(), Entry::Option(i)));
-                    }
-                }
-            }
-            (Entry::PerCpuDir, _) => {
-                fixed.extend((0..reg.ncpu).map(|c| (format!("cpu{c}"), Entry::CpuDir(c))))
-            }
-            (Entry::CpuDir(c), _) => fixed.extend(
-                CPU_FILES
+        let mut names_in = |names: &[&str]| {
+            fixed.extend(
+                names
                     .iter()
-                    .enumerate()
-                    .map(|(i, f)| (f.0.into(), Entry::CpuFile(*c, i))),
+                    .map(|n| (n.to_string(), self.find(reg, ta, dir, n))),
+            )
+        };
+        match (dir, self) {
+            (Entry::Root, _) if ta.is_top() => names_in(TOP_READDIR),
+            (Entry::Root, _) => names_in(INSTANCE_READDIR),
+            (Entry::OptionsDir, _) => names_in(OPTIONS_READDIR),
+            (Entry::CpuDir(_), _) => names_in(CPU_READDIR),
+            // Newest first, like every tracefs directory: the highest CPU leads.
+            (Entry::PerCpuDir, _) => fixed.extend(
+                (0..reg.ncpu)
+                    .rev()
+                    .map(|c| (format!("cpu{c}"), Some(Entry::CpuDir(c)))),
             ),
             (Entry::InstancesDir, DirGuard::Instances(instances)) => {
                 children.extend(instances.after(after).iter().map(|i| Listed {
@@ -301,10 +294,10 @@ impl DirGuard<'_> {
                     EVENTS_FILES
                         .iter()
                         .enumerate()
-                        .map(|(i, f)| (f.0.into(), Entry::EventsFile(i))),
+                        .map(|(i, f)| (f.0.into(), Some(Entry::EventsFile(i)))),
                 );
-                children.extend(systems.after(after).iter().map(|s| Listed {
-                    cookie: s.serial,
+                children.extend(listed(systems, ta, after).map(|(cookie, s)| Listed {
+                    cookie,
                     name: s.name.to_string(),
                     entry: Entry::SystemDir(s.clone()),
                 }));
@@ -315,11 +308,11 @@ impl DirGuard<'_> {
                         SYSTEM_FILES
                             .iter()
                             .enumerate()
-                            .map(|(i, f)| (f.0.into(), Entry::SystemFile(s.clone(), i))),
+                            .map(|(i, f)| (f.0.into(), Some(Entry::SystemFile(s.clone(), i)))),
                     );
                 }
-                children.extend(events.after(after).iter().map(|e| Listed {
-                    cookie: e.serial,
+                children.extend(listed(events, ta, after).map(|(cookie, e)| Listed {
+                    cookie,
                     name: e.def.name.clone(),
                     entry: Entry::EventDir(e.clone()),
                 }));
@@ -328,7 +321,7 @@ impl DirGuard<'_> {
                 fixed.extend(
                     e.files()
                         .iter()
-                        .map(|f| (f.name().into(), Entry::EventFile(e.clone(), f))),
+                        .map(|f| (f.name().into(), Some(Entry::EventFile(e.clone(), f)))),
                 );
             }
             _ => {}
@@ -336,15 +329,31 @@ impl DirGuard<'_> {
         let mut out: Vec<Listed> = fixed
             .into_iter()
             .enumerate()
-            .map(|(i, (name, entry))| Listed {
-                cookie: FIXED + i as u64,
-                name,
-                entry,
+            .filter_map(|(i, (name, entry))| {
+                Some(Listed {
+                    cookie: FIXED + i as u64,
+                    name,
+                    entry: entry?,
+                })
             })
             .filter(|l| l.cookie > after)
             .collect();
         out.extend(children);
         out
+    }
+}
+
+/// An eventfs directory's children after cursor `after`, with their cookies: in creation order
+/// at the top level, in the kernel's event-list order in an instance (§2.3).
+fn listed<'a, T: Named>(
+    children: &'a Children<T>,
+    ta: &TraceArray,
+    after: u64,
+) -> Box<dyn Iterator<Item = (u64, &'a Arc<T>)> + 'a> {
+    if ta.is_top() {
+        Box::new(children.after(after).iter().map(|c| (c.serial(), c)))
+    } else {
+        Box::new(children.after_in_instance(ta.born, after).into_iter())
     }
 }
 

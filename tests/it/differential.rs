@@ -193,6 +193,50 @@ fn the_mirror_offers_exactly_the_kernels_root_files_and_printk_formats() {
 }
 
 #[test]
+fn readdir_order_matches_kernel_everywhere() {
+    // trace-cmd `list -o` and `stat` show directories in readdir order (issue 9). The kernel's
+    // regular directories list newest first; an instance's events/ follows the kernel's global
+    // event list, not the top level's order (spec §2.3).
+    let Some(k) = kernel() else { return };
+    let m = mirror(&k);
+    let inst = Instance::create(&k);
+    std::fs::create_dir(m.p("instances/order")).unwrap();
+    let kinst = inst
+        .0
+        .strip_prefix(k.path())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut bad = Vec::new();
+    let mut compare = |kd: &str, cd: &str| {
+        let (kl, cl) = (list(&k.path().join(kd)), list(&m.p(cd)));
+        if kl != cl {
+            bad.push(format!("{cd}:\n  kernel {kl:?}\n  clone  {cl:?}"));
+        }
+    };
+    for d in [
+        "",
+        "options",
+        "per_cpu",
+        "per_cpu/cpu0",
+        "events",
+        "events/sched",
+    ] {
+        compare(d, d);
+        compare(&format!("{kinst}/{d}"), &format!("instances/order/{d}"));
+    }
+    // Every subsystem of the instance, in full.
+    for sys in crate::tree::subdirs(&inst.0.join("events")) {
+        compare(
+            &format!("{kinst}/events/{sys}"),
+            &format!("instances/order/events/{sys}"),
+        );
+    }
+    report("readdir order", &bad);
+}
+
+#[test]
 fn fixed_file_order_matches_kernel() {
     // Spec §2.3: the files of an eventfs directory come first, in the fixed entry-table order.
     // (Subsystem and event order is not compared.)

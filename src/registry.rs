@@ -11,6 +11,7 @@
 //!    taking a directory lock.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
@@ -25,7 +26,7 @@ pub const FIRST_SERIAL: u64 = 1 << 16;
 
 /// Something that lives in a directory with a stable name and serial.
 pub trait Named {
-    fn name(&self) -> &str;
+    fn name(&self) -> &OsStr;
     fn serial(&self) -> u64;
     /// Position in the kernel's global event list, which an instance's `events/` follows.
     fn rank(&self) -> u64 {
@@ -48,7 +49,7 @@ pub struct Children<T> {
     list: Vec<Arc<T>>,
     /// The same children sorted by rank.
     by_rank: Vec<Arc<T>>,
-    by_name: HashMap<Box<str>, Arc<T>>,
+    by_name: HashMap<Box<OsStr>, Arc<T>>,
     /// Set when the directory itself is removed (an emptied subsystem): it then has no
     /// children and no files, whatever a stale handle on it asks.
     pub removed: bool,
@@ -72,8 +73,8 @@ impl<T: Named> Children<T> {
         self.list.push(item);
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<T>> {
-        self.by_name.get(name)
+    pub fn get(&self, name: impl AsRef<OsStr>) -> Option<&Arc<T>> {
+        self.by_name.get(name.as_ref())
     }
 
     pub fn len(&self) -> usize {
@@ -84,8 +85,8 @@ impl<T: Named> Children<T> {
         self.list.is_empty()
     }
 
-    fn remove(&mut self, name: &str) -> Option<Arc<T>> {
-        let item = self.by_name.remove(name)?;
+    fn remove(&mut self, name: impl AsRef<OsStr>) -> Option<Arc<T>> {
+        let item = self.by_name.remove(name.as_ref())?;
         self.list.retain(|c| !Arc::ptr_eq(c, &item));
         self.by_rank.retain(|c| !Arc::ptr_eq(c, &item));
         Some(item)
@@ -136,8 +137,8 @@ pub struct System {
 }
 
 impl Named for System {
-    fn name(&self) -> &str {
-        &self.name
+    fn name(&self) -> &OsStr {
+        OsStr::new(&*self.name)
     }
     fn serial(&self) -> u64 {
         self.serial
@@ -176,8 +177,8 @@ pub struct Event {
 }
 
 impl Named for Event {
-    fn name(&self) -> &str {
-        &self.def.name
+    fn name(&self) -> &OsStr {
+        OsStr::new(&self.def.name)
     }
     fn serial(&self) -> u64 {
         self.serial
@@ -435,7 +436,8 @@ impl Registry {
     }
 
     /// `mkdir instances/<name>`: a new trace array over the shared event tree (§11).
-    pub fn create_instance(&self, name: &str) -> Result<Arc<TraceArray>, i32> {
+    pub fn create_instance(&self, name: impl AsRef<OsStr>) -> Result<Arc<TraceArray>, i32> {
+        let name = name.as_ref();
         let mut instances = self.instances.write();
         if instances.get(name).is_some() {
             return Err(libc::EEXIST);
@@ -454,7 +456,8 @@ impl Registry {
 
     /// `rmdir instances/<name>`: EBUSY while a file that pins the instance is open. Everything
     /// the instance had (state, chmod/chown overrides) goes with it.
-    pub fn remove_instance(&self, name: &str) -> Result<Arc<TraceArray>, i32> {
+    pub fn remove_instance(&self, name: impl AsRef<OsStr>) -> Result<Arc<TraceArray>, i32> {
+        let name = name.as_ref();
         let mut instances = self.instances.write();
         let ta = instances.get(name).cloned().ok_or(libc::ENOENT)?;
         let mut life = ta.life.write();

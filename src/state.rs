@@ -85,8 +85,9 @@ pub const EXPANDED_KB: u64 = 1408;
 pub struct TraceArray {
     /// 0 for the top level; instances count from 1 and numbers are never reused.
     pub serial: u32,
-    /// The instance's directory name (empty for the top level).
-    pub name: Box<str>,
+    /// The instance's directory name (empty for the top level): any bytes, as the kernel
+    /// takes them.
+    pub name: Box<std::ffi::OsStr>,
     pub created: SystemTime,
     /// The registry's serial counter when the instance was made (0 for the top level): the
     /// directories older than it list in the kernel's list order (§2.3).
@@ -102,7 +103,7 @@ pub struct TraceArray {
 }
 
 impl crate::registry::Named for TraceArray {
-    fn name(&self) -> &str {
+    fn name(&self) -> &std::ffi::OsStr {
         &self.name
     }
     /// Listing key in `instances/` (above the fixed readdir cookies).
@@ -137,12 +138,12 @@ pub struct TaState {
 }
 
 impl TraceArray {
-    pub fn new(serial: u32, name: &str, created: SystemTime) -> TraceArray {
+    pub fn new(serial: u32, name: impl AsRef<std::ffi::OsStr>, created: SystemTime) -> TraceArray {
         let top = serial == 0;
         let ncpu = crate::ncpu();
         TraceArray {
             serial,
-            name: name.into(),
+            name: name.as_ref().into(),
             created,
             born: 0,
             life: RwLock::new(Life::Alive),

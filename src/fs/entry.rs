@@ -8,6 +8,7 @@
 //! serials are never reused, so a number names one entry for the life of the mount, survives the
 //! kernel forgetting the inode, and a directory never shares a number with anything else.
 
+use std::ffi::{OsStr, OsString};
 use std::sync::Arc;
 
 use fuser::FileType;
@@ -188,13 +189,24 @@ impl Entry {
 /// One directory entry of a listing.
 pub struct Listed {
     pub cookie: u64,
-    pub name: String,
+    pub name: OsString,
     pub entry: Entry,
 }
 
 impl DirGuard<'_> {
     /// The child called `name` of `dir`, asking the registry (never a cache).
-    pub fn find(&self, reg: &Registry, ta: &TraceArray, dir: &Entry, name: &str) -> Option<Entry> {
+    pub fn find(
+        &self,
+        reg: &Registry,
+        ta: &TraceArray,
+        dir: &Entry,
+        name: &OsStr,
+    ) -> Option<Entry> {
+        // Only instance names may be any bytes; every other name is UTF-8.
+        if let (Entry::InstancesDir, DirGuard::Instances(instances)) = (dir, self) {
+            return instances.get(name).map(|i| Entry::Instance(i.clone()));
+        }
+        let name = name.to_str()?;
         match (dir, self) {
             (Entry::Root, _) => {
                 if let Some(i) = TOP_FILES
@@ -219,9 +231,6 @@ impl DirGuard<'_> {
             (Entry::PerCpuDir, _) => {
                 let n: usize = name.strip_prefix("cpu")?.parse().ok()?;
                 (n < reg.ncpu && name == format!("cpu{n}")).then_some(Entry::CpuDir(n))
-            }
-            (Entry::InstancesDir, DirGuard::Instances(instances)) => {
-                instances.get(name).map(|i| Entry::Instance(i.clone()))
             }
             (Entry::CpuDir(c), _) => CPU_FILES
                 .iter()
@@ -262,13 +271,13 @@ impl DirGuard<'_> {
     pub fn list(&self, reg: &Registry, ta: &TraceArray, dir: &Entry, after: u64) -> Vec<Listed> {
         // Static directories list their names in the kernel's order; a name this trace array
         // does not offer keeps its place (and cookie) but is skipped.
-        let mut fixed: Vec<(String, Option<Entry>)> = Vec::new();
+        let mut fixed: Vec<(OsString, Option<Entry>)> = Vec::new();
         let mut children: Vec<Listed> = Vec::new();
         let mut names_in = |names: &[&str]| {
             fixed.extend(
                 names
                     .iter()
-                    .map(|n| (n.to_string(), self.find(reg, ta, dir, n))),
+                    .map(|n| (n.into(), self.find(reg, ta, dir, OsStr::new(n)))),
             )
         };
         match (dir, self) {
@@ -280,12 +289,12 @@ impl DirGuard<'_> {
             (Entry::PerCpuDir, _) => fixed.extend(
                 (0..reg.ncpu)
                     .rev()
-                    .map(|c| (format!("cpu{c}"), Some(Entry::CpuDir(c)))),
+                    .map(|c| (format!("cpu{c}").into(), Some(Entry::CpuDir(c)))),
             ),
             (Entry::InstancesDir, DirGuard::Instances(instances)) => {
                 children.extend(instances.after(after).iter().map(|i| Listed {
                     cookie: crate::registry::Named::serial(&**i),
-                    name: i.name.to_string(),
+                    name: i.name.to_os_string(),
                     entry: Entry::Instance(i.clone()),
                 }));
             }
@@ -298,7 +307,7 @@ impl DirGuard<'_> {
                 );
                 children.extend(listed(systems, ta, after).map(|(cookie, s)| Listed {
                     cookie,
-                    name: s.name.to_string(),
+                    name: s.name.to_string().into(),
                     entry: Entry::SystemDir(s.clone()),
                 }));
             }
@@ -313,7 +322,7 @@ impl DirGuard<'_> {
                 }
                 children.extend(listed(events, ta, after).map(|(cookie, e)| Listed {
                     cookie,
-                    name: e.def.name.clone(),
+                    name: e.def.name.clone().into(),
                     entry: Entry::EventDir(e.clone()),
                 }));
             }
@@ -399,8 +408,8 @@ impl Entry {
     }
 
     /// The entry's name in its parent directory (the root's is empty).
-    pub fn name(&self) -> String {
-        match self {
+    pub fn name(&self) -> OsString {
+        OsString::from(match self {
             Entry::Root => String::new(),
             Entry::Top(i) => TOP_FILES[*i].name.into(),
             Entry::OptionsDir => "options".into(),
@@ -409,13 +418,13 @@ impl Entry {
             Entry::CpuDir(c) => format!("cpu{c}"),
             Entry::CpuFile(_, i) => CPU_FILES[*i].0.into(),
             Entry::InstancesDir => "instances".into(),
-            Entry::Instance(i) => i.name.to_string(),
+            Entry::Instance(i) => return i.name.to_os_string(),
             Entry::EventsDir => "events".into(),
             Entry::EventsFile(i) => EVENTS_FILES[*i].0.into(),
             Entry::SystemDir(s) => s.name.to_string(),
             Entry::SystemFile(_, i) => SYSTEM_FILES[*i].0.into(),
             Entry::EventDir(e) => e.def.name.clone(),
             Entry::EventFile(_, f) => f.name().into(),
-        }
+        })
     }
 }

@@ -11,7 +11,7 @@ use fuser::{Config, Session, SessionACL};
 use tracing::{error, info, warn};
 
 use utracefs::daemon::mount::{self, MountOptions};
-use utracefs::events::catalog::Catalog;
+use utracefs::events::catalog::{Catalog, Features};
 use utracefs::events::registry::{MountOwner, Registry};
 use utracefs::fs::TraceFs;
 
@@ -22,9 +22,15 @@ struct Args {
     /// Directory to mount on.
     mountpoint: PathBuf,
     /// Event definitions: a catalog file or a tracefs-like directory (e.g. a mounted kernel
-    /// tracefs). Default: the embedded catalog of Linux 6.18.
+    /// tracefs), mirrored exactly: only the features that kernel had. Default: the embedded
+    /// catalog of Linux 6.18, with every feature (see --extras).
     #[arg(long)]
     catalog: Option<PathBuf>,
+    /// With --catalog: also offer what utracefs has beyond the catalog's kernel:
+    /// synthetic_events and `s:` in dynamic_events, `u:` user events, and an `inject` file in
+    /// every event that can be enabled. Always on with the embedded catalog.
+    #[arg(long)]
+    extras: bool,
     /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8).
     #[arg(long, default_value_t = default_threads())]
     threads: usize,
@@ -85,10 +91,13 @@ fn run(args: Args) -> Result<(), String> {
         ));
     }
     let mut checked = mount::check_mount_point(&args.mountpoint, opts.over)?;
-    let catalog = match &args.catalog {
+    let mut catalog = match &args.catalog {
         Some(p) => Catalog::load(p).map_err(|e| e.to_string())?,
         None => Catalog::embedded(),
     };
+    if args.extras {
+        catalog.features = Features::ALL;
+    }
     let owner = MountOwner {
         uid: opts.uid,
         gid: opts.gid,

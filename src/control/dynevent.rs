@@ -1130,13 +1130,23 @@ pub fn parse_dynamic_events_line_with(
     if argv_split(line).is_empty() {
         return Ok(None);
     }
+    match create_kind(line) {
+        Some(Kind::Synthetic) => dyn_create_synth(line, exists),
+        Some(Kind::User) => dyn_create_user(line, exists),
+        None => Err(DefError::plain(libc::EINVAL, line)),
+    }
+}
+
+/// Which handler of `dynamic_events` a creating line goes to: the synthetic one
+/// (`s:`, leading blanks allowed) or the user-event one (`u:` starting the line).
+pub fn create_kind(line: &[u8]) -> Option<Kind> {
     if skip_spaces(line).starts_with(b"s:") {
-        return dyn_create_synth(line, exists);
+        Some(Kind::Synthetic)
+    } else if line.starts_with(b"u:") {
+        Some(Kind::User)
+    } else {
+        None
     }
-    if line.starts_with(b"u:") {
-        return dyn_create_user(line, exists);
-    }
-    Err(DefError::plain(libc::EINVAL, line))
 }
 
 // ---------------------------------------------------------------- tests

@@ -10,12 +10,15 @@
 //! utracefs-catalog 1
 //! header_page <n>            followed by n lines
 //! header_event <n>           followed by n lines
+//! printk_formats <n>         followed by n lines (optional)
+//! features <list|-> 0        what the kernel offers beyond the base set (optional)
 //! event <system> <name> <seq|-> <files> <n>   followed by n lines of `format` text
 //! ```
 //! Records appear in directory order (subsystems in `events/` order, events in their
 //! subsystem's order). `seq` is the event's position in `available_events` (`-` for events that
 //! are not listed there, such as `ftrace/*`); `files` is the comma list of the files the event
-//! directory offers, in readdir order.
+//! directory offers, in readdir order. `features` is a comma list of [`Features`] names; a
+//! catalog without it describes a kernel with none of them.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -80,12 +83,7 @@ impl FileSet {
     pub const STANDARD: FileSet = FileSet(0b11111);
 
     pub fn contains(self, f: EventFile) -> bool {
-        match f {
-            // The kernel gives `inject` to every event that can be enabled (it has a `reg`
-            // callback); the catalog records what the kernel it came from had, so it is derived.
-            EventFile::Inject => self.contains(EventFile::Enable),
-            _ => self.0 & f.bit() != 0,
-        }
+        self.0 & f.bit() != 0
     }
 
     pub fn insert(&mut self, f: EventFile) {
@@ -122,10 +120,69 @@ pub struct EventDef {
     pub format: Text,
 }
 
+/// What a kernel may offer beyond the base tracefs file set, each behind a kernel config
+/// option. A mirror offers exactly what its kernel had; the embedded catalog offers them all.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// CONFIG_SYNTH_EVENTS: `synthetic_events` and `s:` in `dynamic_events`.
+    pub synthetic_events: bool,
+    /// CONFIG_USER_EVENTS: `u:` in `dynamic_events`.
+    pub user_events: bool,
+    /// CONFIG_TRACE_EVENT_INJECT: an `inject` file in every event that can be enabled.
+    pub inject: bool,
+}
+
+impl Features {
+    pub const ALL: Features = Features {
+        synthetic_events: true,
+        user_events: true,
+        inject: true,
+    };
+
+    /// An event directory's files on this kernel: `inject` joins every event that can be
+    /// enabled when the kernel has it.
+    pub fn event_files(self, mut files: FileSet) -> FileSet {
+        if self.inject && files.contains(EventFile::Enable) {
+            files.insert(EventFile::Inject);
+        }
+        files
+    }
+
+    fn names(self) -> Vec<&'static str> {
+        [
+            (self.synthetic_events, "synthetic_events"),
+            (self.user_events, "user_events"),
+            (self.inject, "inject"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+
+    fn parse(list: &str) -> Result<Features, String> {
+        let mut f = Features::default();
+        if list == "-" {
+            return Ok(f);
+        }
+        for name in list.split(',') {
+            match name {
+                "synthetic_events" => f.synthetic_events = true,
+                "user_events" => f.user_events = true,
+                "inject" => f.inject = true,
+                _ => return Err(format!("unknown feature `{name}`")),
+            }
+        }
+        Ok(f)
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     pub header_page: Text,
     pub header_event: Text,
+    /// The kernel's `printk_formats` (the `trace_printk` format strings by address).
+    pub printk_formats: Text,
+    pub features: Features,
     /// In directory order.
     pub events: Vec<EventDef>,
 }
@@ -154,11 +211,14 @@ const MAGIC: &str = "utracefs-catalog 1";
 static EMBEDDED: &str = include_str!("../../catalog/linux-6.18.catalog");
 
 impl Catalog {
-    /// The default catalog compiled into the binary.
+    /// The default catalog compiled into the binary. It offers every [`Features`] utracefs
+    /// has, whatever the kernel it was captured from had.
     pub fn embedded() -> Catalog {
         // The format texts stay in the binary's read-only data: nothing is copied.
-        Catalog::parse_with(EMBEDDED, "<embedded>", Cow::Borrowed)
-            .expect("the embedded catalog is well-formed")
+        let mut cat = Catalog::parse_with(EMBEDDED, "<embedded>", Cow::Borrowed)
+            .expect("the embedded catalog is well-formed");
+        cat.features = Features::ALL;
+        cat
     }
 
     /// Loads a catalog file or a tracefs-like directory.
@@ -210,6 +270,7 @@ impl Catalog {
         }
         let mut cat = Catalog::default();
         let mut seen = std::collections::HashSet::new();
+        let mut ids = std::collections::HashMap::new();
         while let Some((i, start, line)) = lines.next() {
             let body_start = start + line.len();
             let header = line.trim_end_matches('\n');
@@ -234,11 +295,23 @@ impl Catalog {
             match words.as_slice() {
                 ["header_page", _] => cat.header_page = body,
                 ["header_event", _] => cat.header_event = body,
+                ["printk_formats", _] => cat.printk_formats = body,
+                ["features", list, "0"] => {
+                    cat.features = Features::parse(list).map_err(|m| err(i, m))?
+                }
                 ["event", system, name, seq, files, _] => {
                     let ev =
                         EventDef::new(system, name, seq, files, body).map_err(|m| err(i, m))?;
                     if !seen.insert((ev.system.clone(), ev.name.clone())) {
                         return Err(err(i, format!("duplicate event {system}/{name}")));
+                    }
+                    if let Some(id) = ev.id
+                        && let Some(first) = ids.insert(id, format!("{system}/{name}"))
+                    {
+                        return Err(err(
+                            i,
+                            format!("{system}/{name} has ID {id}, as {first} has"),
+                        ));
                     }
                     cat.events.push(ev);
                 }
@@ -268,6 +341,14 @@ impl Catalog {
         };
         section("header_page".into(), &self.header_page);
         section("header_event".into(), &self.header_event);
+        section("printk_formats".into(), &self.printk_formats);
+        let features = self.features.names();
+        let features = if features.is_empty() {
+            "-".to_string()
+        } else {
+            features.join(",")
+        };
+        section(format!("features {features}"), "");
         for ev in &self.events {
             let seq = ev.seq.map_or("-".to_string(), |s| s.to_string());
             let files: Vec<&str> = ev.files.iter().map(EventFile::name).collect();
@@ -305,9 +386,20 @@ impl Catalog {
             buf.truncate(n);
             String::from_utf8(buf).map_err(|_| err(p, std::io::ErrorKind::InvalidData.into()))
         };
+        let exists = |name: &str| root.join(name).exists();
         let mut cat = Catalog {
             header_page: read_once(&events_dir.join("header_page"))?.into(),
             header_event: read_once(&events_dir.join("header_event"))?.into(),
+            // Without CONFIG_TRACING's trace_printk support there is none.
+            printk_formats: match exists("printk_formats") {
+                true => read(&root.join("printk_formats"))?.into(),
+                false => Text::default(),
+            },
+            features: Features {
+                synthetic_events: exists("synthetic_events"),
+                user_events: exists("user_events_data"),
+                inject: false,
+            },
             events: Vec::new(),
         };
         for sys in list_dirs(&events_dir).map_err(|e| err(&events_dir, e))? {
@@ -319,11 +411,17 @@ impl Catalog {
                     let entry = entry.map_err(|e| err(&ev_dir, e))?;
                     if let Some(f) = entry.file_name().to_str().and_then(EventFile::from_name) {
                         files.insert(f);
+                        cat.features.inject |= f == EventFile::Inject;
                     }
                 }
-                let format = read(&ev_dir.join("format"))?;
+                let format_path = ev_dir.join("format");
+                let format = read(&format_path)?;
                 let seq = seqs.get(&format!("{sys}:{ev}")).copied();
-                let id = parse_format_id(&format);
+                let id = parse_format_id(&format).map_err(|message| CatalogError {
+                    path: format_path.display().to_string(),
+                    line: None,
+                    message,
+                })?;
                 cat.events.push(EventDef {
                     system: sys.clone(),
                     name: ev,
@@ -346,7 +444,9 @@ impl EventDef {
         files: &str,
         format: Text,
     ) -> Result<EventDef, String> {
-        let valid = |s: &str| !s.is_empty() && s.len() <= 255 && !s.contains(['/', '\0']);
+        let valid = |s: &str| {
+            !s.is_empty() && s.len() <= 255 && !s.contains(['/', '\0']) && s != "." && s != ".."
+        };
         if !valid(system) || !valid(name) {
             return Err(format!("invalid system or event name `{system}/{name}`"));
         }
@@ -364,7 +464,7 @@ impl EventDef {
         if !set.contains(EventFile::Format) {
             return Err("an event directory always offers `format`".into());
         }
-        let id = parse_format_id(&format);
+        let id = parse_format_id(&format)?;
         if set.contains(EventFile::Id) && id.is_none() {
             return Err(format!(
                 "{system}/{name} offers `id` but its format has no `ID:` line"
@@ -381,11 +481,17 @@ impl EventDef {
     }
 }
 
-/// The number on the `ID:` line of a `format` text.
-pub fn parse_format_id(format: &str) -> Option<u32> {
-    format
-        .lines()
-        .find_map(|l| l.strip_prefix("ID: ")?.trim().parse().ok())
+/// The number on the `ID:` line of a `format` text: `None` without such a line, an error when
+/// it holds no number.
+pub fn parse_format_id(format: &str) -> Result<Option<u32>, String> {
+    let Some(value) = format.lines().find_map(|l| l.strip_prefix("ID: ")) else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| format!("ID: {value} is not a number"))
 }
 
 /// Subdirectory names of `dir` in readdir order.
@@ -454,5 +560,93 @@ mod tests {
         );
         let bad = "utracefs-catalog 1\nheader_page x\n";
         assert_eq!(Catalog::parse(bad, "f").unwrap_err().line, Some(2));
+    }
+
+    /// A catalog with the given event records after valid headers.
+    fn with_events(records: &[(&str, &str, &str)]) -> String {
+        let mut text = "utracefs-catalog 1\nheader_page 1\nx\nheader_event 1\ny\n".to_string();
+        for (sys, name, format) in records {
+            let n = format.lines().count();
+            text += &format!("event {sys} {name} - enable,format,id {n}\n{format}");
+        }
+        text
+    }
+
+    #[test]
+    fn features_and_printk_formats_round_trip() {
+        let cat = Catalog::embedded();
+        assert_eq!(
+            cat.features,
+            Features::ALL,
+            "the embedded catalog offers every feature"
+        );
+        assert!(cat.printk_formats.lines().count() > 10);
+        assert!(
+            cat.printk_formats
+                .lines()
+                .all(|l| l.starts_with("0x") && l.contains(" : ")),
+            "{}",
+            cat.printk_formats
+        );
+        for features in [
+            Features::default(),
+            Features::ALL,
+            Features {
+                inject: true,
+                ..Default::default()
+            },
+        ] {
+            let text = Catalog {
+                features,
+                ..cat.clone()
+            }
+            .to_text();
+            assert_eq!(Catalog::parse(&text, "x").unwrap().features, features);
+        }
+        let text = with_events(&[]) + "features inject,bogus 0\n";
+        let e = Catalog::parse(&text, "f").unwrap_err();
+        assert_eq!(
+            (e.line, e.message.as_str()),
+            (Some(6), "unknown feature `bogus`")
+        );
+        // A catalog without the record describes a kernel with none of them.
+        assert_eq!(
+            Catalog::parse(&with_events(&[]), "f").unwrap().features,
+            Features::default()
+        );
+    }
+
+    #[test]
+    fn dot_names_are_rejected() {
+        for (sys, name) in [(".", "a"), ("..", "a"), ("s", "."), ("s", "..")] {
+            let text = with_events(&[(sys, name, "name: a\nID: 7\n")]);
+            let e = Catalog::parse(&text, "f").unwrap_err();
+            assert_eq!(e.line, Some(6), "{sys}/{name}: {e}");
+            assert!(e.message.contains("invalid system or event name"), "{e}");
+        }
+        // Dots inside a name are fine.
+        assert!(Catalog::parse(&with_events(&[("s", "a.b", "ID: 7\n")]), "f").is_ok());
+    }
+
+    #[test]
+    fn duplicate_ids_are_rejected() {
+        let text = with_events(&[
+            ("s", "a", "ID: 7\n"),
+            ("s", "b", "ID: 8\n"),
+            ("t", "c", "ID: 7\n"),
+        ]);
+        let e = Catalog::parse(&text, "f").unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(e.message.contains("t/c has ID 7, as s/a has"), "{e}");
+    }
+
+    #[test]
+    fn a_non_numeric_id_is_named() {
+        let text = with_events(&[("s", "a", "name: a\nID: banana\n")]);
+        let e = Catalog::parse(&text, "f").unwrap_err();
+        assert_eq!(e.line, Some(6));
+        assert_eq!(e.message, "ID: banana is not a number");
+        assert_eq!(parse_format_id("name: a\nformat:\n"), Ok(None));
+        assert_eq!(parse_format_id("name: a\nID: 12\n"), Ok(Some(12)));
     }
 }

@@ -11,13 +11,14 @@
 //!    taking a directory lock.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use parking_lot::RwLock;
 
-use crate::events::catalog::{Catalog, EventDef, FileSet};
+use crate::events::catalog::{Catalog, EventDef, Features, FileSet};
 use crate::trace::state::TraceArray;
 
 /// Serial numbers 0..FIRST_SERIAL are reserved for the fixed directories of a trace array.
@@ -25,15 +26,30 @@ pub const FIRST_SERIAL: u64 = 1 << 16;
 
 /// Something that lives in a directory with a stable name and serial.
 pub trait Named {
-    fn name(&self) -> &str;
+    fn name(&self) -> &OsStr;
     fn serial(&self) -> u64;
+    /// Position in the kernel's global event list, which an instance's `events/` follows.
+    fn rank(&self) -> u64 {
+        self.serial()
+    }
 }
 
+/// Ranks: catalog events count up from here in the kernel's list order; events added at run
+/// time go to the list's head, so they count down from it.
+const RANK_BASE: u64 = 1 << 32;
+/// Instance listing cookies: children older than the instance are keyed by rank below this,
+/// later ones by serial above it (serials stay below 2^36, ranks below 2^33).
+const LATER_THAN_INSTANCE: u64 = 1 << 40;
+
 /// The children of one directory: listing order plus a name index. Serials grow in creation
-/// order, so the listing is sorted by serial and a readdir cursor is "the next serial after".
+/// order, so the top level's listing is sorted by serial and a readdir cursor is "the next
+/// serial after". An instance lists what existed when it was made in rank order, then what
+/// came later by serial (§2.3); its cursor is the key [`Children::in_instance`] gives.
 pub struct Children<T> {
     list: Vec<Arc<T>>,
-    by_name: HashMap<Box<str>, Arc<T>>,
+    /// The same children sorted by rank.
+    by_rank: Vec<Arc<T>>,
+    by_name: HashMap<Box<OsStr>, Arc<T>>,
     /// Set when the directory itself is removed (an emptied subsystem): it then has no
     /// children and no files, whatever a stale handle on it asks.
     pub removed: bool,
@@ -43,6 +59,7 @@ impl<T: Named> Children<T> {
     fn new() -> Self {
         Children {
             list: Vec::new(),
+            by_rank: Vec::new(),
             by_name: HashMap::new(),
             removed: false,
         }
@@ -51,11 +68,13 @@ impl<T: Named> Children<T> {
     fn push(&mut self, item: Arc<T>) {
         debug_assert!(self.list.last().is_none_or(|l| l.serial() < item.serial()));
         self.by_name.insert(item.name().into(), item.clone());
+        let at = self.by_rank.partition_point(|c| c.rank() < item.rank());
+        self.by_rank.insert(at, item.clone());
         self.list.push(item);
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<T>> {
-        self.by_name.get(name)
+    pub fn get(&self, name: impl AsRef<OsStr>) -> Option<&Arc<T>> {
+        self.by_name.get(name.as_ref())
     }
 
     pub fn len(&self) -> usize {
@@ -66,9 +85,10 @@ impl<T: Named> Children<T> {
         self.list.is_empty()
     }
 
-    fn remove(&mut self, name: &str) -> Option<Arc<T>> {
-        let item = self.by_name.remove(name)?;
+    fn remove(&mut self, name: impl AsRef<OsStr>) -> Option<Arc<T>> {
+        let item = self.by_name.remove(name.as_ref())?;
         self.list.retain(|c| !Arc::ptr_eq(c, &item));
+        self.by_rank.retain(|c| !Arc::ptr_eq(c, &item));
         Some(item)
     }
 
@@ -81,12 +101,35 @@ impl<T: Named> Children<T> {
         let start = self.list.partition_point(|c| c.serial() <= after);
         &self.list[start..]
     }
+
+    /// Children whose instance key is greater than `after`, in the listing order of an
+    /// instance created when the serial counter stood at `born`, each with its key.
+    pub fn after_in_instance(&self, born: u64, after: u64) -> Vec<(u64, &Arc<T>)> {
+        let older = self.by_rank.iter().filter(|c| c.serial() < born);
+        let later = self.list.iter().filter(|c| c.serial() >= born);
+        older
+            .chain(later)
+            .map(|c| (Self::in_instance(born, c), c))
+            .filter(|(key, _)| *key > after)
+            .collect()
+    }
+
+    /// The readdir cookie of `c` in an instance born at `born`.
+    fn in_instance(born: u64, c: &T) -> u64 {
+        if c.serial() < born {
+            FIRST_SERIAL + c.rank()
+        } else {
+            LATER_THAN_INSTANCE + c.serial()
+        }
+    }
 }
 
 /// A subsystem directory `events/<name>/`.
 pub struct System {
     pub name: Box<str>,
     pub serial: u64,
+    /// The rank of its first event in the kernel's list (where an instance places it).
+    pub rank: u64,
     /// The directory lock of `events/<name>/` and its contents.
     pub events: RwLock<Children<Event>>,
     /// True for subsystems whose events are all ignore-enable (`ftrace`): no `enable`/`filter`.
@@ -94,11 +137,14 @@ pub struct System {
 }
 
 impl Named for System {
-    fn name(&self) -> &str {
-        &self.name
+    fn name(&self) -> &OsStr {
+        OsStr::new(&*self.name)
     }
     fn serial(&self) -> u64 {
         self.serial
+    }
+    fn rank(&self) -> u64 {
+        self.rank
     }
 }
 
@@ -113,6 +159,8 @@ pub enum Life {
 /// An event directory `events/<system>/<name>/`.
 pub struct Event {
     pub serial: u64,
+    /// Position in the kernel's global event list (see [`Named::rank`]).
+    pub rank: u64,
     pub def: EventDef,
     /// Listing position in `available_events`/`set_event` (lower first; an ignore-enable
     /// event goes before an enableable one of the same key).
@@ -130,12 +178,40 @@ pub struct Event {
 }
 
 impl Named for Event {
-    fn name(&self) -> &str {
-        &self.def.name
+    fn name(&self) -> &OsStr {
+        OsStr::new(&self.def.name)
     }
     fn serial(&self) -> u64 {
         self.serial
     }
+    fn rank(&self) -> u64 {
+        self.rank
+    }
+}
+
+/// The rank of each catalog event (in directory order): its position in the kernel's global
+/// event list. `available_events` lists that list backwards; an event it leaves out (ftrace's)
+/// follows the event before it in `events/`.
+fn catalog_ranks(events: &[EventDef]) -> Vec<u64> {
+    let mut prev = -1i64;
+    let keys: Vec<(i64, usize)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, d)| match d.seq {
+            Some(s) => {
+                prev = i64::from(s);
+                (prev, 0)
+            }
+            None => (prev, i + 1),
+        })
+        .collect();
+    let mut backwards: Vec<usize> = (0..events.len()).collect();
+    backwards.sort_by_key(|&i| keys[i]);
+    let mut ranks = vec![0; events.len()];
+    for (pos, &i) in backwards.iter().rev().enumerate() {
+        ranks[i] = RANK_BASE + pos as u64;
+    }
+    ranks
 }
 
 impl Event {
@@ -191,6 +267,9 @@ pub struct MountOwner {
 pub struct Registry {
     pub header_page: crate::events::catalog::Text,
     pub header_event: crate::events::catalog::Text,
+    pub printk_formats: crate::events::catalog::Text,
+    /// What the catalog's kernel offers beyond the base file set (all of it by default).
+    pub features: Features,
     /// The directory lock of every `events/` directory: the subsystem list.
     pub systems: RwLock<Children<System>>,
     pub top: Arc<TraceArray>,
@@ -233,21 +312,23 @@ impl Registry {
         let serials = AtomicU64::new(FIRST_SERIAL);
         let next = || serials.fetch_add(1, Ordering::Relaxed);
         let event_count = catalog.events.len();
+        let features = catalog.features;
         let max_id = catalog
             .events
             .iter()
             .filter_map(|e| e.id)
             .max()
             .unwrap_or(0);
+        let ranks = catalog_ranks(&catalog.events);
         // Group by subsystem, keeping first-appearance order (the catalog is in directory order).
-        let mut groups: Vec<(String, Vec<EventDef>)> = Vec::new();
+        let mut groups: Vec<(String, Vec<(EventDef, u64)>)> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for def in catalog.events {
+        for (def, rank) in catalog.events.into_iter().zip(ranks) {
             let i = *index.entry(def.system.clone()).or_insert_with(|| {
                 groups.push((def.system.clone(), Vec::new()));
                 groups.len() - 1
             });
-            groups[i].1.push(def);
+            groups[i].1.push((def, rank));
         }
         // An event missing from `available_events` (ftrace's own) has no position there, but
         // `set_event` lists `ftrace:print` while it has a trigger: the kernel's event list is
@@ -255,7 +336,7 @@ impl Registry {
         // event goes right before the first event of the next subsystem listed.
         let first_seq: Vec<Option<i64>> = groups
             .iter()
-            .map(|(_, defs)| defs.iter().filter_map(|d| d.seq).min().map(i64::from))
+            .map(|(_, defs)| defs.iter().filter_map(|(d, _)| d.seq).min().map(i64::from))
             .collect();
         let next_first_seq = |i: usize| {
             first_seq[i + 1..]
@@ -268,19 +349,22 @@ impl Registry {
         let by_name = dashmap::DashMap::new();
         for (i, (name, defs)) in groups.into_iter().enumerate() {
             // A subsystem offers enable/filter unless every event in it is ignore-enable.
-            let internal = defs.iter().all(|d| d.files.ignore_enable());
+            let internal = defs.iter().all(|(d, _)| d.files.ignore_enable());
             let sys = System {
                 name: name.into(),
                 serial: next(),
+                rank: defs.iter().map(|(_, r)| *r).min().unwrap_or(RANK_BASE),
                 events: RwLock::new(Children::new()),
                 internal,
             };
             {
                 let mut events = sys.events.write();
-                for def in defs {
+                for (mut def, rank) in defs {
+                    def.files = features.event_files(def.files);
                     let order = def.seq.map_or_else(|| next_first_seq(i), i64::from);
                     let ev = Arc::new(Event {
                         serial: next(),
+                        rank,
                         def,
                         order,
                         life: RwLock::new(Life::Alive),
@@ -300,6 +384,8 @@ impl Registry {
         Registry {
             header_page: catalog.header_page,
             header_event: catalog.header_event,
+            printk_formats: catalog.printk_formats,
+            features,
             systems: RwLock::new(systems),
             top: Arc::new(TraceArray::new(0, "", SystemTime::now())),
             instances: RwLock::new(Children::new()),
@@ -369,7 +455,8 @@ impl Registry {
     }
 
     /// `mkdir instances/<name>`: a new trace array over the shared event tree (§11).
-    pub fn create_instance(&self, name: &str) -> Result<Arc<TraceArray>, i32> {
+    pub fn create_instance(&self, name: impl AsRef<OsStr>) -> Result<Arc<TraceArray>, i32> {
+        let name = name.as_ref();
         let mut instances = self.instances.write();
         if instances.get(name).is_some() {
             return Err(libc::EEXIST);
@@ -379,14 +466,17 @@ impl Registry {
         if serial >= 1 << 20 {
             return Err(libc::ENOSPC);
         }
-        let ta = Arc::new(TraceArray::new(serial, name, SystemTime::now()));
+        let mut ta = TraceArray::new(serial, name, SystemTime::now());
+        ta.born = self.next_serial();
+        let ta = Arc::new(ta);
         instances.push(ta.clone());
         Ok(ta)
     }
 
     /// `rmdir instances/<name>`: EBUSY while a file that pins the instance is open. Everything
     /// the instance had (state, chmod/chown overrides) goes with it.
-    pub fn remove_instance(&self, name: &str) -> Result<Arc<TraceArray>, i32> {
+    pub fn remove_instance(&self, name: impl AsRef<OsStr>) -> Result<Arc<TraceArray>, i32> {
+        let name = name.as_ref();
         let mut instances = self.instances.write();
         let ta = instances.get(name).cloned().ok_or(libc::ENOENT)?;
         let mut life = ta.life.write();
@@ -436,9 +526,14 @@ impl Registry {
     /// is being removed (eventfs-history §4 scenario 34).
     pub fn add_event(
         &self,
-        def: EventDef,
+        mut def: EventDef,
         dynamic: Option<Arc<crate::control::dynevent::DynEventDef>>,
     ) -> Result<Arc<Event>, i32> {
+        def.files = self.features.event_files(def.files);
+        // The kernel puts a new event at the head of its list: first in `available_events`,
+        // and first in the `events/` of instances made after it.
+        let order = self.next_order.fetch_sub(1, Ordering::Relaxed);
+        let rank = RANK_BASE - order.unsigned_abs();
         let mut systems = self.systems.write();
         let sys = match systems.get(&def.system) {
             Some(s) => s.clone(),
@@ -446,6 +541,7 @@ impl Registry {
                 let s = Arc::new(System {
                     name: def.system.as_str().into(),
                     serial: self.next_serial(),
+                    rank,
                     events: RwLock::new(Children::new()),
                     internal: false,
                 });
@@ -459,7 +555,8 @@ impl Registry {
         }
         let ev = Arc::new(Event {
             serial: self.next_serial(),
-            order: self.next_order.fetch_sub(1, Ordering::Relaxed),
+            rank,
+            order,
             def,
             life: RwLock::new(Life::Alive),
             dynamic,

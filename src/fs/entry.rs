@@ -8,14 +8,18 @@
 //! serials are never reused, so a number names one entry for the life of the mount, survives the
 //! kernel forgetting the inode, and a directory never shares a number with anything else.
 
+use std::ffi::{OsStr, OsString};
 use std::sync::Arc;
 
 use fuser::FileType;
 use parking_lot::RwLockReadGuard;
 
-use super::files::{CPU_FILES, EVENTS_FILES, File, SYSTEM_FILES, TOP_FILES};
+use super::files::{
+    CPU_FILES, CPU_READDIR, EVENTS_FILES, File, INSTANCE_READDIR, OPTIONS_READDIR, SYSTEM_FILES,
+    TOP_FILES, TOP_READDIR,
+};
 use crate::events::catalog::EventFile;
-use crate::events::registry::{Children, Event, Life, Registry, System};
+use crate::events::registry::{Children, Event, Life, Named, Registry, System};
 use crate::trace::state::{OPTIONS, TraceArray};
 
 const DIR_ROOT: u64 = 0;
@@ -185,18 +189,29 @@ impl Entry {
 /// One directory entry of a listing.
 pub struct Listed {
     pub cookie: u64,
-    pub name: String,
+    pub name: OsString,
     pub entry: Entry,
 }
 
 impl DirGuard<'_> {
     /// The child called `name` of `dir`, asking the registry (never a cache).
-    pub fn find(&self, reg: &Registry, ta: &TraceArray, dir: &Entry, name: &str) -> Option<Entry> {
+    pub fn find(
+        &self,
+        reg: &Registry,
+        ta: &TraceArray,
+        dir: &Entry,
+        name: &OsStr,
+    ) -> Option<Entry> {
+        // Only instance names may be any bytes; every other name is UTF-8.
+        if let (Entry::InstancesDir, DirGuard::Instances(instances)) = (dir, self) {
+            return instances.get(name).map(|i| Entry::Instance(i.clone()));
+        }
+        let name = name.to_str()?;
         match (dir, self) {
             (Entry::Root, _) => {
                 if let Some(i) = TOP_FILES
                     .iter()
-                    .position(|f| f.name == name && (ta.is_top() || f.in_instance))
+                    .position(|f| f.name == name && f.offered(reg, ta))
                 {
                     return Some(Entry::Top(i));
                 }
@@ -216,9 +231,6 @@ impl DirGuard<'_> {
             (Entry::PerCpuDir, _) => {
                 let n: usize = name.strip_prefix("cpu")?.parse().ok()?;
                 (n < reg.ncpu && name == format!("cpu{n}")).then_some(Entry::CpuDir(n))
-            }
-            (Entry::InstancesDir, DirGuard::Instances(instances)) => {
-                instances.get(name).map(|i| Entry::Instance(i.clone()))
             }
             (Entry::CpuDir(c), _) => CPU_FILES
                 .iter()
@@ -257,42 +269,32 @@ impl DirGuard<'_> {
     /// The children of `dir` whose cookie is greater than `after`, in listing order: the fixed
     /// files first, then subdirectories in creation order (§2.3).
     pub fn list(&self, reg: &Registry, ta: &TraceArray, dir: &Entry, after: u64) -> Vec<Listed> {
-        let mut fixed: Vec<(String, Entry)> = Vec::new();
+        // Static directories list their names in the kernel's order; a name this trace array
+        // does not offer keeps its place (and cookie) but is skipped.
+        let mut fixed: Vec<(OsString, Option<Entry>)> = Vec::new();
         let mut children: Vec<Listed> = Vec::new();
-        match (dir, self) {
-            (Entry::Root, _) => {
-                for (i, f) in TOP_FILES.iter().enumerate() {
-                    if ta.is_top() || f.in_instance {
-                        fixed.push((f.name.into(), Entry::Top(i)));
-                    }
-                }
-                fixed.push(("events".into(), Entry::EventsDir));
-                if ta.is_top() {
-                    fixed.push(("instances".into(), Entry::InstancesDir));
-                }
-                fixed.push(("options".into(), Entry::OptionsDir));
-                fixed.push(("per_cpu".into(), Entry::PerCpuDir));
-            }
-            (Entry::OptionsDir, _) => {
-                for (i, o) in OPTIONS.iter().enumerate() {
-                    if ta.offers_option(i) {
-                        fixed.push((o.0.into(), Entry::Option(i)));
-                    }
-                }
-            }
-            (Entry::PerCpuDir, _) => {
-                fixed.extend((0..reg.ncpu).map(|c| (format!("cpu{c}"), Entry::CpuDir(c))))
-            }
-            (Entry::CpuDir(c), _) => fixed.extend(
-                CPU_FILES
+        let mut names_in = |names: &[&str]| {
+            fixed.extend(
+                names
                     .iter()
-                    .enumerate()
-                    .map(|(i, f)| (f.0.into(), Entry::CpuFile(*c, i))),
+                    .map(|n| (n.into(), self.find(reg, ta, dir, OsStr::new(n)))),
+            )
+        };
+        match (dir, self) {
+            (Entry::Root, _) if ta.is_top() => names_in(TOP_READDIR),
+            (Entry::Root, _) => names_in(INSTANCE_READDIR),
+            (Entry::OptionsDir, _) => names_in(OPTIONS_READDIR),
+            (Entry::CpuDir(_), _) => names_in(CPU_READDIR),
+            // Newest first, like every tracefs directory: the highest CPU leads.
+            (Entry::PerCpuDir, _) => fixed.extend(
+                (0..reg.ncpu)
+                    .rev()
+                    .map(|c| (format!("cpu{c}").into(), Some(Entry::CpuDir(c)))),
             ),
             (Entry::InstancesDir, DirGuard::Instances(instances)) => {
                 children.extend(instances.after(after).iter().map(|i| Listed {
                     cookie: crate::events::registry::Named::serial(&**i),
-                    name: i.name.to_string(),
+                    name: i.name.to_os_string(),
                     entry: Entry::Instance(i.clone()),
                 }));
             }
@@ -301,11 +303,11 @@ impl DirGuard<'_> {
                     EVENTS_FILES
                         .iter()
                         .enumerate()
-                        .map(|(i, f)| (f.0.into(), Entry::EventsFile(i))),
+                        .map(|(i, f)| (f.0.into(), Some(Entry::EventsFile(i)))),
                 );
-                children.extend(systems.after(after).iter().map(|s| Listed {
-                    cookie: s.serial,
-                    name: s.name.to_string(),
+                children.extend(listed(systems, ta, after).map(|(cookie, s)| Listed {
+                    cookie,
+                    name: s.name.to_string().into(),
                     entry: Entry::SystemDir(s.clone()),
                 }));
             }
@@ -315,12 +317,12 @@ impl DirGuard<'_> {
                         SYSTEM_FILES
                             .iter()
                             .enumerate()
-                            .map(|(i, f)| (f.0.into(), Entry::SystemFile(s.clone(), i))),
+                            .map(|(i, f)| (f.0.into(), Some(Entry::SystemFile(s.clone(), i)))),
                     );
                 }
-                children.extend(events.after(after).iter().map(|e| Listed {
-                    cookie: e.serial,
-                    name: e.def.name.clone(),
+                children.extend(listed(events, ta, after).map(|(cookie, e)| Listed {
+                    cookie,
+                    name: e.def.name.clone().into(),
                     entry: Entry::EventDir(e.clone()),
                 }));
             }
@@ -328,7 +330,7 @@ impl DirGuard<'_> {
                 fixed.extend(
                     e.files()
                         .iter()
-                        .map(|f| (f.name().into(), Entry::EventFile(e.clone(), f))),
+                        .map(|f| (f.name().into(), Some(Entry::EventFile(e.clone(), f)))),
                 );
             }
             _ => {}
@@ -336,15 +338,31 @@ impl DirGuard<'_> {
         let mut out: Vec<Listed> = fixed
             .into_iter()
             .enumerate()
-            .map(|(i, (name, entry))| Listed {
-                cookie: FIXED + i as u64,
-                name,
-                entry,
+            .filter_map(|(i, (name, entry))| {
+                Some(Listed {
+                    cookie: FIXED + i as u64,
+                    name,
+                    entry: entry?,
+                })
             })
             .filter(|l| l.cookie > after)
             .collect();
         out.extend(children);
         out
+    }
+}
+
+/// An eventfs directory's children after cursor `after`, with their cookies: in creation order
+/// at the top level, in the kernel's event-list order in an instance (§2.3).
+fn listed<'a, T: Named>(
+    children: &'a Children<T>,
+    ta: &TraceArray,
+    after: u64,
+) -> Box<dyn Iterator<Item = (u64, &'a Arc<T>)> + 'a> {
+    if ta.is_top() {
+        Box::new(children.after(after).iter().map(|c| (c.serial(), c)))
+    } else {
+        Box::new(children.after_in_instance(ta.born, after).into_iter())
     }
 }
 
@@ -390,8 +408,8 @@ impl Entry {
     }
 
     /// The entry's name in its parent directory (the root's is empty).
-    pub fn name(&self) -> String {
-        match self {
+    pub fn name(&self) -> OsString {
+        OsString::from(match self {
             Entry::Root => String::new(),
             Entry::Top(i) => TOP_FILES[*i].name.into(),
             Entry::OptionsDir => "options".into(),
@@ -400,13 +418,13 @@ impl Entry {
             Entry::CpuDir(c) => format!("cpu{c}"),
             Entry::CpuFile(_, i) => CPU_FILES[*i].0.into(),
             Entry::InstancesDir => "instances".into(),
-            Entry::Instance(i) => i.name.to_string(),
+            Entry::Instance(i) => return i.name.to_os_string(),
             Entry::EventsDir => "events".into(),
             Entry::EventsFile(i) => EVENTS_FILES[*i].0.into(),
             Entry::SystemDir(s) => s.name.to_string(),
             Entry::SystemFile(_, i) => SYSTEM_FILES[*i].0.into(),
             Entry::EventDir(e) => e.def.name.clone(),
             Entry::EventFile(_, f) => f.name().into(),
-        }
+        })
     }
 }

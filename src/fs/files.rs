@@ -71,6 +71,15 @@ pub struct TopSpec {
     pub in_instance: bool,
 }
 
+impl TopSpec {
+    /// Does `ta`'s root offer this file? Instances have fewer files than the top level, and
+    /// `synthetic_events` exists only where the kernel has synthetic events.
+    pub fn offered(&self, reg: &Registry, ta: &TraceArray) -> bool {
+        (ta.is_top() || self.in_instance)
+            && (self.file != TopFile::SyntheticEvents || reg.features.synthetic_events)
+    }
+}
+
 const fn top(name: &'static str, mode: u16, file: TopFile, in_instance: bool) -> TopSpec {
     TopSpec {
         name,
@@ -136,6 +145,138 @@ pub const TOP_FILES: &[TopSpec] = {
         top("uprobe_profile", 0o440, UprobeProfile, false),
     ]
 };
+
+/// The root's names in the kernel's readdir order: newest dentry first (a dcache artefact,
+/// spec §2.3), so the reverse of the order the kernel creates them in. `synthetic_events`
+/// (absent from the reference kernel) sits where its initcall would create it.
+pub const TOP_READDIR: &[&str] = &[
+    "instances",
+    "dyn_ftrace_total_info",
+    "saved_tgids",
+    "saved_cmdlines_size",
+    "saved_cmdlines",
+    "README",
+    "tracing_thresh",
+    "set_ftrace_notrace",
+    "set_ftrace_filter",
+    "touched_functions",
+    "enabled_functions",
+    "available_filter_functions_addrs",
+    "available_filter_functions",
+    "set_ftrace_notrace_pid",
+    "set_ftrace_pid",
+    "per_cpu",
+    "error_log",
+    "options",
+    "buffer_subbuf_size_kb",
+    "buffer_percent",
+    "timestamp_mode",
+    "tracing_on",
+    "trace_clock",
+    "trace_marker_raw",
+    "trace_marker",
+    "free_buffer",
+    "buffer_total_size_kb",
+    "buffer_size_kb",
+    "trace_pipe",
+    "trace",
+    "trace_options",
+    "tracing_cpumask",
+    "current_tracer",
+    "available_tracers",
+    "set_event_notrace_pid",
+    "set_event_pid",
+    "events",
+    "uprobe_profile",
+    "uprobe_events",
+    "set_event",
+    "dynamic_events",
+    "synthetic_events",
+    "available_events",
+    "printk_formats",
+];
+
+/// An instance root's names in the kernel's readdir order.
+pub const INSTANCE_READDIR: &[&str] = &[
+    "set_ftrace_notrace_pid",
+    "set_ftrace_pid",
+    "per_cpu",
+    "error_log",
+    "set_ftrace_notrace",
+    "set_ftrace_filter",
+    "options",
+    "buffer_subbuf_size_kb",
+    "buffer_percent",
+    "timestamp_mode",
+    "tracing_on",
+    "trace_clock",
+    "trace_marker_raw",
+    "trace_marker",
+    "free_buffer",
+    "buffer_total_size_kb",
+    "buffer_size_kb",
+    "trace_pipe",
+    "trace",
+    "trace_options",
+    "tracing_cpumask",
+    "current_tracer",
+    "available_tracers",
+    "set_event_notrace_pid",
+    "set_event_pid",
+    "events",
+    "set_event",
+];
+
+/// `options/` in the kernel's readdir order: the tracers' options (created as each tracer
+/// registers) before the core ones, all newest first.
+pub const OPTIONS_READDIR: &[&str] = &[
+    "blk_cgname",
+    "blk_cgroup",
+    "blk_classic",
+    "test_nop_refuse",
+    "test_nop_accept",
+    "func-no-repeats",
+    "func_stack_trace",
+    "stacktrace",
+    "function-fork",
+    "function-trace",
+    "hash-ptr",
+    "pause-on-trace",
+    "copy_trace_marker",
+    "trace_printk_dest",
+    "event-fork",
+    "markers",
+    "irq-info",
+    "disable_on_free",
+    "overwrite",
+    "record-tgid",
+    "record-cmd",
+    "latency-format",
+    "context-info",
+    "printk-msg-only",
+    "sym-userobj",
+    "userstacktrace",
+    "annotate",
+    "trace_printk",
+    "fields",
+    "block",
+    "bin",
+    "hex",
+    "raw",
+    "verbose",
+    "sym-addr",
+    "sym-offset",
+    "print-parent",
+];
+
+/// `per_cpu/cpuN/` in the kernel's readdir order.
+pub const CPU_READDIR: &[&str] = &[
+    "buffer_size_kb",
+    "stats",
+    "trace_pipe_raw",
+    "trace",
+    "trace_pipe",
+];
 
 /// Files in `per_cpu/cpuN/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -305,11 +446,12 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         | AvailableFilterFunctionsAddrs
         | EnabledFunctions
         | TouchedFunctions
-        | PrintkFormats
         | UprobeProfile
-        | UprobeEvents
-        | SetFtraceFilter
-        | SetFtraceNotrace => String::new(),
+        | UprobeEvents => String::new(),
+        // Nothing can be written into the function filters, so they always show what
+        // `ftrace.c:t_show` prints for an empty hash.
+        SetFtraceFilter => "#### all functions enabled ####\n".into(),
+        SetFtraceNotrace => "#### no functions disabled ####\n".into(),
         DynamicEvents | SyntheticEvents => {
             drop(st);
             let mut out = String::new();
@@ -325,6 +467,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
             }
             out
         }
+        PrintkFormats => reg.printk_formats.to_string(),
         SavedCmdlines => reg.tasks.saved_cmdlines(),
         SavedTgids => reg.tasks.saved_tgids(),
         DynFtraceTotalInfo => "0 pages:0 groups: 0\n".into(),
@@ -923,9 +1066,18 @@ fn write_dynamic(
     removed: &mut Vec<RemovedEvent>,
 ) -> Result<usize, i32> {
     let (lines, split_error) = dynevent::split_lines_partial(data);
+    // A kernel without a handler for the command answers as for any unknown command.
+    let handled = |line: &[u8]| match dynevent::create_kind(line) {
+        Some(dynevent::Kind::Synthetic) => reg.features.synthetic_events,
+        Some(dynevent::Kind::User) => reg.features.user_events,
+        None => true,
+    };
     let exists =
         |kind: dynevent::Kind, name: &str| reg.find_event(dyn_system(kind), name).is_some();
     for line in lines {
+        if !synthetic_file && !handled(line) {
+            return Err(EINVAL);
+        }
         let parsed = if synthetic_file {
             dynevent::parse_synthetic_events_line_with(line, &exists)
         } else {
@@ -1023,6 +1175,34 @@ fn delete_all_dynamic(
         removed.push(reg.remove_event(&ev.def.system, &ev.def.name)?);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod readdir_tests {
+    use super::*;
+
+    #[test]
+    fn readdir_tables_name_every_entry_once() {
+        let sorted = |names: &[&str]| {
+            let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            v.sort();
+            v
+        };
+        let dirs = ["events", "instances", "options", "per_cpu"];
+        let top: Vec<&str> = TOP_FILES.iter().map(|f| f.name).chain(dirs).collect();
+        assert_eq!(sorted(TOP_READDIR), sorted(&top));
+        let inst: Vec<&str> = TOP_FILES
+            .iter()
+            .filter(|f| f.in_instance)
+            .map(|f| f.name)
+            .chain(["events", "options", "per_cpu"])
+            .collect();
+        assert_eq!(sorted(INSTANCE_READDIR), sorted(&inst));
+        let options: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
+        assert_eq!(sorted(OPTIONS_READDIR), sorted(&options));
+        let cpu: Vec<&str> = CPU_FILES.iter().map(|f| f.0).collect();
+        assert_eq!(sorted(CPU_READDIR), sorted(&cpu));
+    }
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ impl Core {
             let (pta, parent) = self.parent_of(&ta, &e);
             q.send(notify::Notice::InvalEntry {
                 parent: parent.ino(&pta),
-                name: e.name().into(),
+                name: e.name(),
             });
         }
     }
@@ -424,7 +424,7 @@ impl Filesystem for TraceFs {
             return reply.error(self.fail("lookup", Errno::ENAMETOOLONG));
         }
         let life = ta.life.read();
-        let name = name.to_str().filter(|_| *life == Life::Alive);
+        let name = Some(name).filter(|_| *life == Life::Alive);
         let Some(name) = name else {
             self.counters.lookup_misses.fetch_add(1, Ordering::Relaxed);
             return reply.error(self.fail("lookup", Errno::ENOENT));
@@ -433,12 +433,12 @@ impl Filesystem for TraceFs {
         match guard.find(&self.reg, &ta, &dir, name) {
             Some(child) => {
                 let attr = self.remember(&ta, &child);
-                tracing::debug!(name, ino = attr.ino.0, pid = req.pid(), "lookup");
+                tracing::debug!(?name, ino = attr.ino.0, pid = req.pid(), "lookup");
                 reply.entry_with_ttls(&self.ttl, &self.ttl, &attr, Generation(0));
             }
             None => {
                 self.counters.lookup_misses.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(name, pid = req.pid(), "lookup: ENOENT");
+                tracing::debug!(?name, pid = req.pid(), "lookup: ENOENT");
                 reply.error(self.fail("lookup", Errno::ENOENT));
             }
         }
@@ -546,12 +546,9 @@ impl Filesystem for TraceFs {
         if name.len() > NAME_MAX {
             return reply.error(self.fail("mkdir", Errno::ENAMETOOLONG));
         }
-        let Some(name) = name.to_str() else {
-            return reply.error(self.fail("mkdir", Errno::EINVAL));
-        };
         match self.reg.create_instance(name) {
             Ok(inst) => {
-                tracing::info!(name, serial = inst.serial, "instance created");
+                tracing::info!(?name, serial = inst.serial, "instance created");
                 let top = self.reg.top.clone();
                 let attr = self.remember(&top, &Entry::Instance(inst));
                 reply.entry_with_ttls(&self.ttl, &self.ttl, &attr, Generation(0));
@@ -572,12 +569,9 @@ impl Filesystem for TraceFs {
             Some(_) => return reply.error(self.fail("rmdir", Errno::EPERM)),
             None => return reply.error(self.fail("rmdir", Errno::ESTALE)),
         }
-        let Some(name) = name.to_str() else {
-            return reply.error(self.fail("rmdir", Errno::ENOENT));
-        };
         match self.reg.remove_instance(name) {
             Ok(inst) => {
-                tracing::info!(name, "instance removed");
+                tracing::info!(?name, "instance removed");
                 // The kernel drops `instances/<name>` itself; what lies below it may still be
                 // cached (a cwd inside it). The invalidations are queued before the reply, so
                 // `notifications_pending` counts them once rmdir returns; the notifier applies

@@ -85,9 +85,13 @@ pub const EXPANDED_KB: u64 = 1408;
 pub struct TraceArray {
     /// 0 for the top level; instances count from 1 and numbers are never reused.
     pub serial: u32,
-    /// The instance's directory name (empty for the top level).
-    pub name: Box<str>,
+    /// The instance's directory name (empty for the top level): any bytes, as the kernel
+    /// takes them.
+    pub name: Box<std::ffi::OsStr>,
     pub created: SystemTime,
+    /// The registry's serial counter when the instance was made (0 for the top level): the
+    /// directories older than it list in the kernel's list order (§2.3).
+    pub born: u64,
     /// Taken (shared) by every lookup and open inside the instance; rmdir takes it exclusively
     /// to mark the instance removed.
     pub life: RwLock<Life>,
@@ -99,7 +103,7 @@ pub struct TraceArray {
 }
 
 impl crate::events::registry::Named for TraceArray {
-    fn name(&self) -> &str {
+    fn name(&self) -> &std::ffi::OsStr {
         &self.name
     }
     /// Listing key in `instances/` (above the fixed readdir cookies).
@@ -134,13 +138,14 @@ pub struct TaState {
 }
 
 impl TraceArray {
-    pub fn new(serial: u32, name: &str, created: SystemTime) -> TraceArray {
+    pub fn new(serial: u32, name: impl AsRef<std::ffi::OsStr>, created: SystemTime) -> TraceArray {
         let top = serial == 0;
         let ncpu = crate::ncpu();
         TraceArray {
             serial,
-            name: name.into(),
+            name: name.as_ref().into(),
             created,
+            born: 0,
             life: RwLock::new(Life::Alive),
             busy: AtomicU32::new(0),
             buffer: Mutex::new(crate::trace::buffer::TraceBuffer::new(

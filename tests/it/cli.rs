@@ -100,7 +100,7 @@ fn help_prints_usage_and_exits_zero() {
         text.to_lowercase().contains("usage"),
         "--help output has no usage line: {text}"
     );
-    for opt in ["--catalog", "--threads", "--stats", "-o"] {
+    for opt in ["--catalog", "--extras", "--threads", "--stats", "-o"] {
         assert!(text.contains(opt), "--help does not mention {opt}: {text}");
     }
 }
@@ -336,11 +336,14 @@ fn valid_catalog_file_is_served() {
         std::fs::read_to_string(m.p("events/mysys/beta/id")).unwrap(),
         "902\n"
     );
+    // The catalog names no features: its kernel had no inject, no synthetic events.
     assert_eq!(
         list(&m.p("events/mysys/alpha")),
-        ["enable", "filter", "trigger", "format", "id", "inject"]
+        ["enable", "filter", "trigger", "format", "id"]
     );
     assert_eq!(list(&m.p("events/ftrace/rawthing")), ["format"]);
+    assert!(!m.p("synthetic_events").exists());
+    assert_eq!(std::fs::read_to_string(m.p("printk_formats")).unwrap(), "");
     let subs: std::collections::BTreeSet<String> =
         crate::tree::subdirs(&m.p("events")).into_iter().collect();
     assert_eq!(
@@ -590,30 +593,9 @@ fn every_example_and_stress_script_answers_help() {
     }
     assert!(tools.len() >= 8, "only {} tools found", tools.len());
     for (name, mut cmd) in tools {
-        let dir = TempDir::new("help");
-        let out = std::fs::File::create(dir.path().join("out")).unwrap();
-        let err = std::fs::File::create(dir.path().join("err")).unwrap();
-        let mut child = cmd
-            .arg("--help")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{name} --help was still running after 20 s (it ran instead)");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let text = std::fs::read_to_string(dir.path().join("out")).unwrap();
-        let err = std::fs::read_to_string(dir.path().join("err")).unwrap();
+        // (A tool that ignores --help and runs instead is killed and fails here.)
+        let ran = crate::tree::run_limited(cmd.arg("--help"), Duration::from_secs(20));
+        let (status, text, err) = (ran.status, ran.stdout_str(), ran.stderr_str());
         assert!(
             status.success(),
             "{name} --help exited with {status}: {err}"
@@ -623,4 +605,49 @@ fn every_example_and_stress_script_answers_help() {
             "{name} --help printed no usage: {text:?}"
         );
     }
+}
+
+#[test]
+fn catalog_features_and_printk_formats_are_served_and_extras_adds_the_rest() {
+    let t = TempDir::new("cat");
+    let cat = t.path().join("feat.cat");
+    let printk = "0xffffffff8281288c : \"thaw_processes\"\n";
+    let text = valid_catalog().replacen(
+        "\nevent ",
+        &format!("\nprintk_formats 1\n{printk}features inject 0\nevent "),
+        1,
+    );
+    std::fs::write(&cat, &text).unwrap();
+    let m = Mount::new(&["--catalog", cat.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(m.p("printk_formats")).unwrap(),
+        printk
+    );
+    assert_eq!(
+        list(&m.p("events/mysys/alpha")),
+        ["enable", "filter", "trigger", "format", "id", "inject"]
+    );
+    assert_eq!(list(&m.p("events/ftrace/rawthing")), ["format"]);
+    assert!(!m.p("synthetic_events").exists());
+    assert_eq!(
+        crate::common::write_raw(&m.p("dynamic_events"), b"s:foo int x", libc::O_WRONLY),
+        Err(libc::EINVAL),
+        "no synthetic events on this kernel"
+    );
+    assert_eq!(
+        crate::common::write_raw(&m.p("dynamic_events"), b"u:foo u32 x", libc::O_WRONLY),
+        Err(libc::EINVAL),
+        "no user events on this kernel"
+    );
+    drop(m);
+    let m = Mount::new(&["--extras", "--catalog", cat.to_str().unwrap()]);
+    assert!(m.p("synthetic_events").exists());
+    assert_eq!(
+        crate::common::write_raw(&m.p("dynamic_events"), b"s:foo int x", libc::O_WRONLY),
+        Ok(11)
+    );
+    assert_eq!(
+        list(&m.p("events/synthetic/foo")),
+        ["enable", "filter", "trigger", "format", "id", "inject"]
+    );
 }

@@ -53,14 +53,6 @@ fn name_set(dir: &Path) -> Result<BTreeSet<String>, String> {
         .collect()
 }
 
-/// A clone directory's names, less the `inject` files the clone adds to every event that can
-/// be enabled (CONFIG_TRACE_EVENT_INJECT, off in the reference kernel).
-fn clone_name_set(dir: &Path) -> Result<BTreeSet<String>, String> {
-    let mut names = name_set(dir)?;
-    names.remove("inject");
-    Ok(names)
-}
-
 fn set_diff(k: &BTreeSet<String>, c: &BTreeSet<String>) -> String {
     let only_k: Vec<_> = k.difference(c).take(8).collect();
     let only_c: Vec<_> = c.difference(k).take(8).collect();
@@ -150,13 +142,75 @@ fn directory_listings_match_kernel_as_sets() {
     let mut bad = Vec::new();
     for d in &dirs {
         let ks = name_set(&k.path().join(d)).unwrap_or_else(|e| panic!("kernel {d}: {e}"));
-        match clone_name_set(&m.p(d)) {
+        match name_set(&m.p(d)) {
             Ok(cs) if cs == ks => {}
             Ok(cs) => bad.push(format!("{d}: {}", set_diff(&ks, &cs))),
             Err(e) => bad.push(format!("{d}: clone {e}")),
         }
     }
     report("directory listings under events/", &bad);
+}
+
+#[test]
+fn the_mirror_offers_exactly_the_kernels_root_files_and_printk_formats() {
+    // A mirror offers the mirrored kernel's file set, no more (issue 9): a tool must be able to
+    // tell what that kernel supports (no `synthetic_events` here unless the kernel has it).
+    let k = kernel();
+    let m = mirror(&k);
+    for d in ["", "options", "per_cpu", "per_cpu/cpu0"] {
+        let ks = name_set(&k.path().join(d)).unwrap();
+        let cs = name_set(&m.p(d)).unwrap();
+        assert_eq!(ks, cs, "{d:?}: {}", set_diff(&ks, &cs));
+    }
+    assert_eq!(
+        read_res(&m.p("printk_formats")),
+        read_res(&k.path().join("printk_formats")),
+        "printk_formats"
+    );
+}
+
+#[test]
+fn readdir_order_matches_kernel_everywhere() {
+    // trace-cmd `list -o` and `stat` show directories in readdir order (issue 9). The kernel's
+    // regular directories list newest first; an instance's events/ follows the kernel's global
+    // event list, not the top level's order (spec §2.3).
+    let k = kernel();
+    let m = mirror(&k);
+    let inst = Instance::create(&k);
+    std::fs::create_dir(m.p("instances/order")).unwrap();
+    let kinst = inst
+        .0
+        .strip_prefix(k.path())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut bad = Vec::new();
+    let mut compare = |kd: &str, cd: &str| {
+        let (kl, cl) = (list(&k.path().join(kd)), list(&m.p(cd)));
+        if kl != cl {
+            bad.push(format!("{cd}:\n  kernel {kl:?}\n  clone  {cl:?}"));
+        }
+    };
+    for d in [
+        "",
+        "options",
+        "per_cpu",
+        "per_cpu/cpu0",
+        "events",
+        "events/sched",
+    ] {
+        compare(d, d);
+        compare(&format!("{kinst}/{d}"), &format!("instances/order/{d}"));
+    }
+    // Every subsystem of the instance, in full.
+    for sys in crate::tree::subdirs(&inst.0.join("events")) {
+        compare(
+            &format!("{kinst}/events/{sys}"),
+            &format!("instances/order/events/{sys}"),
+        );
+    }
+    report("readdir order", &bad);
 }
 
 #[test]
@@ -173,7 +227,6 @@ fn fixed_file_order_matches_kernel() {
                     .map(|md| md.is_file())
                     .unwrap_or(false)
             })
-            .filter(|n| n != "inject")
             .collect()
     };
     let mut dirs = vec!["events".to_string()];

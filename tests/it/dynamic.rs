@@ -395,3 +395,87 @@ fn the_readme_advertises_what_is_supported_and_its_examples_work() {
     );
     assert!(m.p("events/synthetic/myevent/format").exists());
 }
+
+#[test]
+fn instance_listings_follow_the_kernel_list_and_cursors_survive_churn() {
+    // An instance lists its events/ in the kernel's global event list order, where a dynamic
+    // event made before the instance comes first (the list's head); later ones are appended
+    // (spec §2.3). A readdir continued across additions and removals neither skips nor
+    // repeats an entry that stayed (ARCHITECTURE.md, readdir cookies).
+    let m = Mount::new(&[]);
+    assert_eq!(append(&m, "synthetic_events", "early_a int x"), Ok(13));
+    assert_eq!(append(&m, "synthetic_events", "early_b int x"), Ok(13));
+    std::fs::create_dir(m.p("instances/churn")).unwrap();
+    let events = m.p("instances/churn/events");
+    let subs = crate::tree::subdirs(&events);
+    assert_eq!(
+        subs.first().map(String::as_str),
+        Some("synthetic"),
+        "{subs:?}"
+    );
+    assert_eq!(
+        crate::tree::subdirs(&events.join("synthetic")),
+        ["early_b", "early_a"],
+        "newest first in an instance made after them"
+    );
+    assert_eq!(append(&m, "synthetic_events", "late_c int x"), Ok(12));
+    assert_eq!(
+        crate::tree::subdirs(&events.join("synthetic")),
+        ["early_b", "early_a", "late_c"],
+        "made after the instance: appended"
+    );
+    assert_eq!(
+        crate::tree::subdirs(&m.p("events/synthetic")),
+        ["early_a", "early_b", "late_c"],
+        "creation order at the top level"
+    );
+    for dir in [
+        events.clone(),
+        events.join("synthetic"),
+        events.join("sched"),
+    ] {
+        let before: Vec<String> = crate::tree::list(&dir);
+        let c = std::ffi::CString::new(dir.to_str().unwrap()).unwrap();
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+        assert!(fd >= 0);
+        let mut seen = Vec::new();
+        for round in 0.. {
+            let got = crate::tree::getdents_call(fd, 256, "churn");
+            if got.is_empty() {
+                break;
+            }
+            seen.extend(got.into_iter().map(|d| d.name));
+            if round >= 6 {
+                // Entries added behind the cursor are listed too: stop adding, or it never ends.
+                continue;
+            }
+            // Churn between calls: a new subsystem and event, and the removal of another.
+            let (add, del) = (
+                format!("churn_{round} int x"),
+                format!("!churn_{}", round.max(1) - 1),
+            );
+            assert_eq!(append(&m, "synthetic_events", &add), Ok(add.len()));
+            if round > 0 {
+                let _ = append(&m, "synthetic_events", &del);
+            }
+            let user = format!("u:uchurn_{round} u32 a");
+            assert_eq!(append(&m, "dynamic_events", &user), Ok(user.len()));
+        }
+        unsafe { libc::close(fd) };
+        for name in before
+            .iter()
+            .filter(|n| !n.starts_with("churn_") && !n.starts_with("uchurn_"))
+        {
+            let n = seen.iter().filter(|s| *s == name).count();
+            assert_eq!(n, 1, "{}: {name} seen {n} times in {seen:?}", dir.display());
+        }
+        let mut dup = seen.clone();
+        dup.sort();
+        dup.dedup();
+        assert_eq!(dup.len(), seen.len(), "{}: repeated names", dir.display());
+        // Tidy for the next directory.
+        let _ = write_raw(&m.p("dynamic_events"), b"", libc::O_WRONLY | libc::O_TRUNC);
+        assert_eq!(append(&m, "synthetic_events", "early_a int x"), Ok(13));
+        assert_eq!(append(&m, "synthetic_events", "early_b int x"), Ok(13));
+    }
+}

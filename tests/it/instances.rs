@@ -497,3 +497,32 @@ fn mkdir_rmdir_racing_lookups_reads_and_writes() {
     assert!(!i.exists(), "no instance left");
     m.assert_nodes_return_to(base);
 }
+
+#[test]
+fn a_non_utf8_instance_name_is_taken_as_the_kernel_takes_it() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let k = KernelTracefs::mount().expect("mount the kernel tracefs");
+    let m = Mount::new(&[]);
+    let name = format!("raw_\u{1}_{}", std::process::id()).into_bytes();
+    let name = [name.as_slice(), b"_\xff\xfe"].concat();
+    let name = OsStr::from_bytes(&name);
+    for root in [k.path().join("instances"), m.p("instances")] {
+        let dir = root.join(name);
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let listed: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let shown = listed.iter().any(|n| n.as_os_str() == name);
+        let works = std::fs::read_to_string(dir.join("tracing_on"));
+        // The same name again is EEXIST; a name differing in one byte is another instance.
+        let again = errno_of(std::fs::create_dir(&dir));
+        let rmdir = std::fs::remove_dir(&dir);
+        assert!(shown, "{}: {listed:?}", root.display());
+        assert_eq!(works.unwrap(), "1\n", "{}", dir.display());
+        assert_eq!(again, Some(libc::EEXIST));
+        rmdir.unwrap();
+        assert!(!dir.exists());
+    }
+}

@@ -132,41 +132,48 @@ pub(crate) struct Dirent {
 
 /// Reads an already-open directory fd to the end with `getdents64` calls of `bufsz` bytes.
 pub(crate) fn getdents_fd(fd: i32, bufsz: usize, what: &str) -> Vec<Dirent> {
-    let mut buf = vec![0u64; bufsz.div_ceil(8)];
     let mut out = Vec::new();
     loop {
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), bufsz) };
-        if n < 0 {
-            panic!(
-                "getdents64({what}, {bufsz} bytes) failed: errno {}",
-                errno()
-            );
+        let got = getdents_call(fd, bufsz, what);
+        if got.is_empty() {
+            return out;
         }
-        if n == 0 {
-            break;
-        }
-        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
-        let mut off = 0usize;
-        while off < bytes.len() {
-            let ino = u64::from_ne_bytes(bytes[off..off + 8].try_into().unwrap());
-            let reclen = u16::from_ne_bytes(bytes[off + 16..off + 18].try_into().unwrap()) as usize;
-            let dtype = bytes[off + 18];
-            assert!(
-                reclen >= 20 && off + reclen <= bytes.len(),
-                "bad d_reclen {reclen} in {what}"
-            );
-            let name_bytes = &bytes[off + 19..off + reclen];
-            let end = name_bytes
-                .iter()
-                .position(|&b| b == 0)
-                .unwrap_or(name_bytes.len());
-            out.push(Dirent {
-                name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
-                ino,
-                dtype,
-            });
-            off += reclen;
-        }
+        out.extend(got);
+    }
+}
+
+/// One `getdents64` call of `bufsz` bytes on an open directory fd (empty at the end).
+pub(crate) fn getdents_call(fd: i32, bufsz: usize, what: &str) -> Vec<Dirent> {
+    let mut buf = vec![0u64; bufsz.div_ceil(8)];
+    let mut out = Vec::new();
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), bufsz) };
+    if n < 0 {
+        panic!(
+            "getdents64({what}, {bufsz} bytes) failed: errno {}",
+            errno()
+        );
+    }
+    let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
+    let mut off = 0usize;
+    while off < bytes.len() {
+        let ino = u64::from_ne_bytes(bytes[off..off + 8].try_into().unwrap());
+        let reclen = u16::from_ne_bytes(bytes[off + 16..off + 18].try_into().unwrap()) as usize;
+        let dtype = bytes[off + 18];
+        assert!(
+            reclen >= 20 && off + reclen <= bytes.len(),
+            "bad d_reclen {reclen} in {what}"
+        );
+        let name_bytes = &bytes[off + 19..off + reclen];
+        let end = name_bytes
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name_bytes.len());
+        out.push(Dirent {
+            name: String::from_utf8_lossy(&name_bytes[..end]).into_owned(),
+            ino,
+            dtype,
+        });
+        off += reclen;
     }
     out
 }
@@ -1592,4 +1599,39 @@ fn counters_tell_errors_apart_and_settle_when_idle() {
         "nothing in flight when idle"
     );
     assert_eq!(after["blocked_readers"], 0);
+}
+
+#[test]
+fn set_ftrace_filter_and_notrace_show_the_empty_hash_banners() {
+    // `ftrace.c:t_show` prints a banner for an empty function hash; trace-cmd reads it. Where the
+    // running kernel lets us open its files (this one answers EPERM), they must agree too.
+    let m = crate::common::Mount::new(&[]);
+    std::fs::create_dir(m.p("instances/ftf")).unwrap();
+    let k = crate::common::KernelTracefs::mount().expect("mount the kernel tracefs");
+    for (file, banner) in [
+        ("set_ftrace_filter", "#### all functions enabled ####\n"),
+        ("set_ftrace_notrace", "#### no functions disabled ####\n"),
+    ] {
+        for dir in ["", "instances/ftf/"] {
+            assert_eq!(
+                crate::common::read(&m.p(&format!("{dir}{file}"))),
+                banner,
+                "{dir}{file}"
+            );
+        }
+        if let Ok(kernel) = std::fs::read_to_string(k.path().join(file)) {
+            assert_eq!(kernel, banner, "the kernel's {file}");
+        }
+    }
+    // A blank write (the only kind accepted) leaves the banner.
+    crate::common::write_raw(
+        &m.p("set_ftrace_filter"),
+        b"\n",
+        libc::O_WRONLY | libc::O_TRUNC,
+    )
+    .unwrap();
+    assert_eq!(
+        crate::common::read(&m.p("set_ftrace_filter")),
+        "#### all functions enabled ####\n"
+    );
 }

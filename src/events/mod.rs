@@ -2,4 +2,5 @@
 //! arrays, events added and removed at run time, chmod/chown overrides).
 //! Knows nothing of FUSE, of ring buffers or of the commit path.
 pub mod catalog;
+pub mod life;
 pub mod registry;

@@ -19,6 +19,7 @@ use std::time::SystemTime;
 use parking_lot::RwLock;
 
 use crate::events::catalog::{Catalog, EventDef, Features, FileSet};
+use crate::events::life::Life;
 use crate::trace::state::TraceArray;
 
 /// Serial numbers 0..FIRST_SERIAL are reserved for the fixed directories of a trace array.
@@ -148,14 +149,6 @@ impl Named for System {
     }
 }
 
-/// Whether a registry directory still exists. Removal flips it under the directory's lock, so a
-/// lookup holding the lock either sees a live entry or none at all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Life {
-    Alive,
-    Removed,
-}
-
 /// An event directory `events/<system>/<name>/`.
 pub struct Event {
     pub serial: u64,
@@ -175,6 +168,16 @@ pub struct Event {
     /// Its fields and record layout, parsed from `format` on first use (inject, trigger
     /// filters, the process connector).
     layout: OnceLock<Arc<EventLayout>>,
+}
+
+impl Named for TraceArray {
+    fn name(&self) -> &std::ffi::OsStr {
+        &self.name
+    }
+    /// Listing key in `instances/` (above the fixed readdir cookies).
+    fn serial(&self) -> u64 {
+        FIRST_SERIAL + u64::from(self.serial)
+    }
 }
 
 impl Named for Event {

@@ -19,7 +19,8 @@ use super::files::{
     TOP_FILES, TOP_READDIR,
 };
 use crate::events::catalog::EventFile;
-use crate::events::registry::{Children, Event, Life, Named, Registry, System};
+use crate::events::life::Life;
+use crate::events::registry::{Children, Event, Named, Registry, System};
 use crate::trace::state::{OPTIONS, TraceArray};
 
 const DIR_ROOT: u64 = 0;

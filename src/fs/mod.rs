@@ -31,7 +31,8 @@ use fuser::{
 use parking_lot::Mutex;
 
 use crate::events::catalog::EventFile;
-use crate::events::registry::{AttrOverride, Life, Registry, RemovedEvent};
+use crate::events::life::Life;
+use crate::events::registry::{AttrOverride, Registry, RemovedEvent};
 use crate::trace::state::TraceArray;
 use entry::Entry;
 use files::File;

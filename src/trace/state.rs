@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicU32;
 use parking_lot::{Mutex, RwLock};
 
 use crate::control::trigger::{SoftState, TriggerList};
-use crate::events::registry::Life;
+use crate::events::life::Life;
 
 /// Trace options: name, default at the top level, default in an instance, whether an
 /// instance's `options/` directory offers it. In the kernel's `trace_options` order.
@@ -100,16 +100,6 @@ pub struct TraceArray {
     pub state: Mutex<TaState>,
     /// The ring buffers. Taken after `state` when both are needed, never before.
     pub buffer: Mutex<crate::trace::buffer::TraceBuffer>,
-}
-
-impl crate::events::registry::Named for TraceArray {
-    fn name(&self) -> &std::ffi::OsStr {
-        &self.name
-    }
-    /// Listing key in `instances/` (above the fixed readdir cookies).
-    fn serial(&self) -> u64 {
-        crate::events::registry::FIRST_SERIAL + u64::from(self.serial)
-    }
 }
 
 pub struct TaState {

@@ -1,14 +1,16 @@
 //! The event registry: the single source of truth for what exists (subsystems, events, trace
 //! arrays) and for their state (enable flags, tracing settings, attribute overrides).
 //!
-//! It knows nothing of FUSE. The filesystem view asks it, under the lock of the directory being
-//! searched, whether a name exists; nothing else decides existence.
+//! It knows nothing of FUSE, ring buffers or the commit path. The filesystem view asks it,
+//! under the lock of the directory being searched, whether a name exists; nothing else decides
+//! existence.
 //!
 //! Locks, in the order they may be taken (never the reverse):
 //! 1. a directory lock: `Registry::systems` (the `events/` directory), a `System::events`
 //!    (one subsystem directory) or an `Event::life` (one event directory);
 //! 2. a trace array's `TraceArray::state` (enable flags and settings); it is never held while
-//!    taking a directory lock.
+//!    taking a directory lock;
+//! 3. that trace array's `TraceArray::buffer` (the ring buffers).
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -1,5 +1,5 @@
 //! Event filter expressions (spec §7): parsing and error reporting; the compiled program and
-//! its evaluation are in [`program`].
+//! its evaluation are in `program.rs`.
 //!
 //! This is a faithful port of the kernel's `trace_events_filter.c` (Linux 6.18):
 //! `calc_stack()` (paren/quote pre-check with its odd -1/-2/-3 errnos),

@@ -1,5 +1,5 @@
 //! Event record rendering: the text after `<event name>: ` in a `trace` line. Here the
-//! print-fmt compiler; [`printers`] the kernel's dedicated printers, [`text`] the `trace` and
+//! print-fmt compiler; `printers.rs` the kernel's dedicated printers, [`text`] the `trace` and
 //! `trace_pipe` lines built on both (the one part that reads the registry, for event ids and
 //! comms), [`symbols`] the addresses records carry. Never the commit path or trace-array state.
 //!
@@ -11,7 +11,7 @@
 //!
 //! ftrace's own events (`print`, `raw_data`, `function`, stacks, …) are printed by
 //! dedicated kernel functions, not by their print fmt; [`PrintFmt::for_event`] picks
-//! them from [`printers`]. What cannot be compiled falls back to libtraceevent's
+//! them from `printers.rs`. What cannot be compiled falls back to libtraceevent's
 //! `[FAILED TO PARSE]` followed by `name=value` pairs, so a line stays useful.
 //!
 //! Choices forced by missing information (all reported through

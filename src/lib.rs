@@ -1,8 +1,9 @@
 //! utracefs: a FUSE clone of Linux tracefs whose `events/` tree is built lazily from an
 //! authoritative event registry. See ARCHITECTURE.md for the map; each folder is one of its
-//! rooms, and arrows between them point one way:
-//! `control` (pure languages) ← `events` (what exists) ← `trace` (state, commit, rendering)
-//! ← `sources` (records in) ← `fs` (file set and FUSE adapter) ← `daemon` (process wiring).
+//! rooms. Module arrows point one way: `control` needs nothing; trace-array state needs only
+//! its buffers; the registry needs the state (and the pure record layout and print-fmt
+//! compiler) but no buffer or commit path; the commit path and the text views need the
+//! registry; `sources` need the commit path; `fs` needs them all; `daemon` wires `fs`.
 pub mod control;
 pub mod daemon;
 pub mod events;

@@ -1,4 +1,6 @@
-//! The FUSE adapter: maps kernel requests onto the registry and the tracefs file set.
+//! The tracefs file set ([`files`]: what each file reads and accepts, no FUSE) and the FUSE
+//! adapter on it (this module and the rest): maps kernel requests onto the registry and the
+//! file set. No other room knows FUSE; the adapter reaches ring buffers only through the file set.
 //!
 //! Invariants kept here (see ARCHITECTURE.md):
 //! - **No negative entry is ever cached.** A name that does not exist is answered with a plain

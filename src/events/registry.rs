@@ -312,6 +312,10 @@ pub struct RemovedEvent {
     pub system_removed: bool,
 }
 
+/// How long rmdir of an instance waits for releases already on their way (see
+/// [`Registry::remove_instance`]); they normally arrive within microseconds.
+pub const RELEASE_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
 impl Registry {
     pub fn new(catalog: Catalog, owner: MountOwner, ncpu: usize) -> Registry {
         let serials = AtomicU64::new(FIRST_SERIAL);
@@ -482,11 +486,25 @@ impl Registry {
     /// the instance had (state, chmod/chown overrides) goes with it.
     pub fn remove_instance(&self, name: impl AsRef<OsStr>) -> Result<Arc<TraceArray>, i32> {
         let name = name.as_ref();
+        // FUSE sends RELEASE in the background once close(2) has returned, so a file its
+        // owner has already closed may still pin the instance for a moment; the kernel's
+        // tracefs, whose close is synchronous, never answers EBUSY then. Wait (without any
+        // lock: the release path reads `life`) for such releases before giving EBUSY.
+        let deadline = std::time::Instant::now() + RELEASE_GRACE;
         let mut instances = self.instances.write();
         let ta = instances.get(name).cloned().ok_or(libc::ENOENT)?;
         let mut life = ta.life.write();
-        if ta.busy.load(Ordering::SeqCst) > 0 {
-            return Err(libc::EBUSY);
+        while ta.is_pinned() {
+            drop(life);
+            drop(instances);
+            if !ta.wait_unpinned(deadline) {
+                return Err(libc::EBUSY);
+            }
+            instances = self.instances.write();
+            if !instances.get(name).is_some_and(|t| Arc::ptr_eq(t, &ta)) {
+                return Err(libc::ENOENT);
+            }
+            life = ta.life.write();
         }
         *life = Life::Removed;
         instances.remove(name);
@@ -711,10 +729,18 @@ mod tests {
         let r = reg();
         let a = r.create_instance("a").unwrap();
         assert_eq!(r.create_instance("a").err(), Some(libc::EEXIST));
-        a.busy.fetch_add(1, Ordering::SeqCst);
+        a.pin();
         assert_eq!(r.remove_instance("a").err(), Some(libc::EBUSY));
-        a.busy.fetch_sub(1, Ordering::SeqCst);
+        // A pin released while rmdir waits out its grace period lets it succeed.
+        a.pin();
+        let a2 = a.clone();
+        let unpin = std::thread::spawn(move || {
+            std::thread::sleep(RELEASE_GRACE / 4);
+            a2.unpin();
+            a2.unpin();
+        });
         assert!(r.remove_instance("a").is_ok());
+        unpin.join().unwrap();
         assert!(!a.is_alive());
         assert_eq!(r.remove_instance("a").err(), Some(libc::ENOENT));
         let b = r.create_instance("a").unwrap();

@@ -107,7 +107,7 @@ impl Handle {
 struct Handle {
     ta: Arc<TraceArray>,
     file: File,
-    /// Counted in `ta.busy` until released.
+    /// Pins `ta` (see `TraceArray::pin`) until released.
     pins: bool,
     snapshot: Mutex<Option<Arc<Vec<u8>>>>,
     /// A consuming read's output not yet handed out (the rest of a line or a raw page).
@@ -644,7 +644,7 @@ impl Filesystem for TraceFs {
                 return reply.error(self.fail("open", Errno::ENODEV));
             }
             if pins {
-                ta.busy.fetch_add(1, Ordering::SeqCst);
+                ta.pin();
             }
         }
         let mut pending_removed = Vec::new();
@@ -657,7 +657,7 @@ impl Filesystem for TraceFs {
             }
             if let Err(e) = truncated {
                 if pins {
-                    ta.busy.fetch_sub(1, Ordering::SeqCst);
+                    ta.unpin();
                 }
                 return reply.error(self.fail("open", errno(e)));
             }
@@ -813,7 +813,7 @@ impl Filesystem for TraceFs {
                 files::release(&h.ta, &h.file);
             }
             if h.pins {
-                h.ta.busy.fetch_sub(1, Ordering::SeqCst);
+                h.ta.unpin();
             }
         }
         reply.ok();

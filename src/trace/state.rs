@@ -3,11 +3,11 @@
 //! here until it is enabled.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::control::trigger::{SoftState, TriggerList};
 use crate::events::life::Life;
@@ -95,8 +95,12 @@ pub struct TraceArray {
     /// Taken (shared) by every lookup and open inside the instance; rmdir takes it exclusively
     /// to mark the instance removed.
     pub life: RwLock<Life>,
-    /// Open files that pin the instance (rmdir gives EBUSY while any is open).
-    pub busy: AtomicU32,
+    /// Open files that pin the instance (rmdir gives EBUSY while any is open); see
+    /// [`TraceArray::pin`].
+    busy: AtomicU32,
+    /// Signalled (under `unpin_lock`) when the last pin goes.
+    unpinned: Condvar,
+    unpin_lock: Mutex<()>,
     pub state: Mutex<TaState>,
     /// The ring buffers. Taken after `state` when both are needed, never before.
     pub buffer: Mutex<crate::trace::buffer::TraceBuffer>,
@@ -128,6 +132,35 @@ pub struct TaState {
 }
 
 impl TraceArray {
+    /// An open file now pins the instance. Taken under `life` (shared) by the opener, so
+    /// rmdir, which checks under `life` (exclusive), sees it or has already removed it.
+    pub fn pin(&self) {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A pinning file was released.
+    pub fn unpin(&self) {
+        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _g = self.unpin_lock.lock();
+            self.unpinned.notify_all();
+        }
+    }
+
+    pub fn is_pinned(&self) -> bool {
+        self.busy.load(Ordering::SeqCst) > 0
+    }
+
+    /// Waits until no file pins the instance or `deadline` passes; true if unpinned.
+    pub fn wait_unpinned(&self, deadline: Instant) -> bool {
+        let mut g = self.unpin_lock.lock();
+        while self.is_pinned() {
+            if self.unpinned.wait_until(&mut g, deadline).timed_out() {
+                return !self.is_pinned();
+            }
+        }
+        true
+    }
+
     pub fn new(serial: u32, name: impl AsRef<std::ffi::OsStr>, created: SystemTime) -> TraceArray {
         let top = serial == 0;
         let ncpu = crate::ncpu();
@@ -138,6 +171,8 @@ impl TraceArray {
             born: 0,
             life: RwLock::new(Life::Alive),
             busy: AtomicU32::new(0),
+            unpinned: Condvar::new(),
+            unpin_lock: Mutex::new(()),
             buffer: Mutex::new(crate::trace::buffer::TraceBuffer::new(
                 &vec![
                     if top {

@@ -1049,6 +1049,22 @@ fn check_trigger_filter(ta: &TraceArray, ev: &Event, text: &str) -> Result<(), i
 }
 
 /// The subsystem a kind of dynamic event lives in.
+/// Can a write to `file` create events (and so change the listings of `events/` and of the
+/// subsystems dynamic events live in)?
+pub fn creates_events(file: &File) -> bool {
+    matches!(
+        file,
+        File::Top(TopFile::DynamicEvents | TopFile::SyntheticEvents)
+    )
+}
+
+/// Is `system` one that events created at run time go to?
+pub fn is_dynamic_system(system: &str) -> bool {
+    [dynevent::Kind::Synthetic, dynevent::Kind::User]
+        .into_iter()
+        .any(|k| dyn_system(k) == system)
+}
+
 fn dyn_system(kind: dynevent::Kind) -> &'static str {
     match kind {
         dynevent::Kind::Synthetic => "synthetic",

@@ -216,38 +216,65 @@ impl Core {
         let _ = self.notify.set(queue);
     }
 
-    /// Queues invalidation of every entry of `ta` the kernel may still have cached, so paths
-    /// relative to a directory inside a removed instance stop resolving. Never waited for
-    /// from a handler: the kernel applies them under directory locks a request may hold.
-    fn invalidate_trace_array(&self, ta: &Arc<TraceArray>) {
-        self.invalidate_where(|t, _| t.serial == ta.serial);
+    /// `InvalEntry` notices for every entry the kernel holds for which `pred` holds. The
+    /// kernel applies one under its parent directory's lock (and resets that directory's
+    /// cached listing), so a handler must not wait for them while a lock it was called
+    /// under is held.
+    fn entry_notices(&self, pred: impl Fn(&TraceArray, &Entry) -> bool) -> Vec<notify::Notice> {
+        self.nodes
+            .matching(pred)
+            .into_iter()
+            .map(|(ta, e)| {
+                let (pta, parent) = self.parent_of(&ta, &e);
+                notify::Notice::InvalEntry {
+                    parent: parent.ino(&pta),
+                    name: e.name(),
+                }
+            })
+            .collect()
     }
 
-    /// Queues invalidation of every cached entry for which `pred(trace array, entry)` holds.
-    fn invalidate_where(&self, pred: impl Fn(&TraceArray, &Entry) -> bool) {
-        let Some(q) = self.notify.get() else { return };
-        for (ta, e) in self.nodes.matching(pred) {
-            let (pta, parent) = self.parent_of(&ta, &e);
-            q.send(notify::Notice::InvalEntry {
-                parent: parent.ino(&pta),
-                name: e.name(),
-            });
+    /// `InvalInode` notices for every directory the kernel holds for which `pred` holds: its
+    /// cached listing goes. These take no directory lock, so a reply may wait for them.
+    fn listing_notices(&self, pred: impl Fn(&TraceArray, &Entry) -> bool) -> Vec<notify::Notice> {
+        self.nodes
+            .matching(|t, e| e.is_dir() && pred(t, e))
+            .into_iter()
+            .map(|(ta, e)| notify::Notice::InvalInode { ino: e.ino(&ta) })
+            .collect()
+    }
+
+    /// Queues `notices`, or if there is no notifier yet (no session), runs the replies now.
+    fn send_notices(&self, notices: Vec<notify::Notice>) {
+        match self.notify.get() {
+            Some(q) => q.send_all(notices),
+            None => notices.into_iter().for_each(|n| {
+                if let notify::Notice::Then(f) = n {
+                    f()
+                }
+            }),
         }
     }
 
-    /// After a write removed events: invalidate every cached entry of them (and of subsystems
-    /// that went with them) in every trace array, then send `reply`, so that when the writer's
-    /// call returns no lookup can hit a stale entry.
-    fn invalidate_removed_then(&self, removed: &[RemovedEvent], reply: Box<dyn FnOnce() + Send>) {
-        self.invalidate_where(|_, e| {
+    /// After a write that created or deleted events at run time: invalidate every cached entry
+    /// of the deleted ones (and of subsystems that went with them), and the cached listings
+    /// such changes touch — every trace array's `events/`, the subsystems dynamic events live
+    /// in, the deleted events' own directories — then send `reply`, so that when the writer's
+    /// call returns no lookup or listing is stale. (The writer holds no directory lock.)
+    fn invalidate_dynamic_then(&self, removed: &[RemovedEvent], reply: Box<dyn FnOnce() + Send>) {
+        let gone = |e: &Entry| {
             removed.iter().any(|r| {
                 e.belongs_to_event(&r.event) || (r.system_removed && e.belongs_to_system(&r.system))
             })
-        });
-        match self.notify.get() {
-            Some(q) => q.send(notify::Notice::Then(reply)),
-            None => reply(),
-        }
+        };
+        let mut notices = self.entry_notices(|_, e| gone(e));
+        notices.extend(self.listing_notices(|_, e| match e {
+            Entry::EventsDir => true,
+            Entry::SystemDir(s) => files::is_dynamic_system(&s.name),
+            _ => gone(e),
+        }));
+        notices.push(notify::Notice::Then(reply));
+        self.send_notices(notices);
     }
 
     /// The owner of an entry nobody chowned: the mount's, or inside an instance the owner
@@ -406,7 +433,8 @@ impl Filesystem for TraceFs {
         let wanted = InitFlags::FUSE_ATOMIC_O_TRUNC
             | InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
-            | InitFlags::FUSE_PARALLEL_DIROPS;
+            | InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_NO_OPENDIR_SUPPORT;
         if let Err(missing) = config.add_capabilities(wanted) {
             tracing::warn!("kernel lacks FUSE capabilities {missing:?}");
             let _ = config.add_capabilities(wanted - missing);
@@ -576,11 +604,15 @@ impl Filesystem for TraceFs {
             Ok(inst) => {
                 tracing::info!(?name, "instance removed");
                 // The kernel drops `instances/<name>` itself; what lies below it may still be
-                // cached (a cwd inside it). The invalidations are queued before the reply, so
-                // `notifications_pending` counts them once rmdir returns; the notifier applies
-                // them once the kernel has released the directory locks this rmdir holds.
-                self.invalidate_trace_array(&inst);
-                reply.ok();
+                // cached: listings (a held directory fd) go before the reply, entries (a cwd
+                // inside) after it, since the kernel applies those under the directory locks
+                // this rmdir holds until it has its reply. All are queued at once, so
+                // `notifications_pending` counts them once rmdir returns.
+                let mine = |t: &TraceArray, _: &Entry| t.serial == inst.serial;
+                let mut notices = self.listing_notices(mine);
+                notices.push(notify::Notice::Then(Box::new(move || reply.ok())));
+                notices.extend(self.entry_notices(mine));
+                self.send_notices(notices);
             }
             Err(e) => reply.error(self.fail("rmdir", errno(e))),
         }
@@ -659,7 +691,13 @@ impl Filesystem for TraceFs {
                 if pins {
                     ta.unpin();
                 }
-                return reply.error(self.fail("open", errno(e)));
+                let e = self.fail("open", errno(e));
+                if pending_removed.is_empty() {
+                    return reply.error(e);
+                }
+                // Some events went before the failure: they are gone from every cache first.
+                return self
+                    .invalidate_dynamic_then(&pending_removed, Box::new(move || reply.error(e)));
             }
             // A truncating open goes through setattr in the kernel: mtime and ctime move.
             let now = SystemTime::now();
@@ -687,7 +725,7 @@ impl Filesystem for TraceFs {
             reply.opened(FileHandle(fh), open_flags);
         } else {
             let reply = Box::new(move || reply.opened(FileHandle(fh), open_flags));
-            self.invalidate_removed_then(&pending_removed, reply);
+            self.invalidate_dynamic_then(&pending_removed, reply);
         }
     }
 
@@ -777,24 +815,26 @@ impl Filesystem for TraceFs {
         // Every write(2) is parsed on its own, whatever the offset (§3.1).
         let mut removed = Vec::new();
         let pid = req.pid() as i32;
+        let creates = files::creates_events(&h.file);
         let result = files::write(&self.reg, &h.ta, &h.file, data, pid, &mut removed);
         drop(h);
-        if !removed.is_empty() {
-            // Deleted events must be gone from every cache when the writer's call returns.
+        if let Err(e) = result {
+            self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(len = data.len(), errno = e, "write rejected");
+        }
+        if creates {
+            // Events it created or deleted must be in, or gone from, every cache when the
+            // writer's call returns.
             let result = result.map_err(|e| self.fail("write", errno(e)));
             let reply = Box::new(move || match result {
                 Ok(n) => reply.written(n as u32),
                 Err(e) => reply.error(e),
             });
-            return self.invalidate_removed_then(&removed, reply);
+            return self.invalidate_dynamic_then(&removed, reply);
         }
         match result {
             Ok(n) => reply.written(n as u32),
-            Err(e) => {
-                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(len = data.len(), errno = e, "write rejected");
-                reply.error(self.fail("write", errno(e)))
-            }
+            Err(e) => reply.error(self.fail("write", errno(e))),
         }
     }
 
@@ -819,13 +859,12 @@ impl Filesystem for TraceFs {
         reply.ok();
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let _busy = self.in_flight("opendir");
-        match self.resolve(ino) {
-            Some((_, e, _)) if e.is_dir() => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Some(_) => reply.error(self.fail("opendir", Errno::ENOTDIR)),
-            None => reply.error(self.fail("opendir", Errno::ESTALE)),
-        }
+    /// No OPENDIR round trip: ENOSYS makes the kernel open directories by itself from then on
+    /// (FUSE_NO_OPENDIR_SUPPORT), with a cached listing (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE).
+    /// `readdir` checks that the directory still exists; every change to a listing invalidates
+    /// it before the change is acknowledged (see `invalidate_dynamic_then` and `rmdir`).
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(

@@ -1,4 +1,4 @@
-//! Kernel notifications (entry invalidation and deletion) go through one dedicated thread,
+//! Kernel notifications (entry and listing invalidation) go through one dedicated thread,
 //! never from inside a request handler: the kernel takes the parent directory's lock to apply
 //! them, and a handler may be serving a request that holds that very lock.
 //!
@@ -17,6 +17,8 @@ use fuser::{INodeNo, Notifier};
 pub enum Notice {
     /// Forget the kernel's cached entry `name` in directory `parent`.
     InvalEntry { parent: u64, name: OsString },
+    /// Drop the kernel's cached listing (and data) of directory `ino`.
+    InvalInode { ino: u64 },
     /// Runs after every earlier notice has been sent (a deferred reply).
     Then(Box<dyn FnOnce() + Send>),
 }
@@ -54,6 +56,15 @@ impl NotifyQueue {
                             }
                             counters.sent.fetch_add(1, Ordering::Relaxed);
                         }
+                        Notice::InvalInode { ino } => {
+                            // ENOENT: the kernel holds no such inode, so nothing is cached.
+                            match notifier.inval_inode(INodeNo(ino), 0, 0) {
+                                Ok(()) => {}
+                                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                                Err(e) => tracing::warn!(ino, "inval_inode: {e}"),
+                            }
+                            counters.sent.fetch_add(1, Ordering::Relaxed);
+                        }
                         Notice::Then(f) => f(),
                     }
                     counters.pending.fetch_sub(1, Ordering::Release);
@@ -63,11 +74,17 @@ impl NotifyQueue {
         NotifyQueue { tx, counters }
     }
 
-    pub fn send(&self, notice: Notice) {
-        self.counters.pending.fetch_add(1, Ordering::Release);
-        // The receiver only goes away at shutdown; a lost notice then changes nothing.
-        if self.tx.send(notice).is_err() {
-            self.counters.pending.fetch_sub(1, Ordering::Release);
+    /// Queues `notices` in order. All count as pending before the first can run, so a reply
+    /// among them (`Then`) is never sent while `notifications_pending` misses later ones.
+    pub fn send_all(&self, notices: Vec<Notice>) {
+        self.counters
+            .pending
+            .fetch_add(notices.len() as u64, Ordering::Release);
+        for notice in notices {
+            // The receiver only goes away at shutdown; a lost notice then changes nothing.
+            if self.tx.send(notice).is_err() {
+                self.counters.pending.fetch_sub(1, Ordering::Release);
+            }
         }
     }
 }

@@ -221,6 +221,69 @@ fn a_deleted_event_is_gone_at_once_and_a_new_one_visible_at_once() {
     assert_eq!(read(&dir.join("enable")), "0\n");
 }
 
+/// The kernel may cache listings (the daemon opens directories with FOPEN_CACHE_DIR): a
+/// listing read right before an event is created or deleted must show the change the moment
+/// the write returns, at the top level and in an instance made before, through getdents and
+/// through `ls`.
+#[test]
+fn cached_listings_show_created_and_deleted_events_at_once() {
+    let m = Mount::new(&[]);
+    std::fs::create_dir(m.p("instances/i")).unwrap();
+    let listing = |rel: &str| -> Vec<String> {
+        let by_getdents: Vec<String> = std::fs::read_dir(m.p(rel))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let out = std::process::Command::new("ls")
+            .args(["-1", "-U"])
+            .arg(m.p(rel))
+            .output()
+            .unwrap();
+        let by_ls: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(by_getdents, by_ls, "{rel}: getdents and ls disagree");
+        by_getdents
+    };
+    let has = |rel: &str, name: &str| listing(rel).iter().any(|n| n == name);
+    for root in ["", "instances/i/"] {
+        assert!(!has(&format!("{root}events"), "synthetic"), "{root}");
+    }
+    assert_eq!(append(&m, "dynamic_events", "s:ev_a u64 a"), Ok(12));
+    for root in ["", "instances/i/"] {
+        assert!(
+            has(&format!("{root}events"), "synthetic"),
+            "{root}: new subsystem"
+        );
+        assert!(has(&format!("{root}events/synthetic"), "ev_a"), "{root}");
+    }
+    assert_eq!(append(&m, "dynamic_events", "s:ev_b u64 b"), Ok(12));
+    for root in ["", "instances/i/"] {
+        assert!(
+            has(&format!("{root}events/synthetic"), "ev_b"),
+            "{root}: created"
+        );
+    }
+    assert_eq!(append(&m, "dynamic_events", "-:synthetic/ev_a"), Ok(16));
+    for root in ["", "instances/i/"] {
+        let l = listing(&format!("{root}events/synthetic"));
+        assert!(
+            !l.iter().any(|n| n == "ev_a"),
+            "{root}: deleted, still listed: {l:?}"
+        );
+        assert!(l.iter().any(|n| n == "ev_b"), "{root}: {l:?}");
+    }
+    assert_eq!(append(&m, "dynamic_events", "-:synthetic/ev_b"), Ok(16));
+    for root in ["", "instances/i/"] {
+        assert!(
+            !has(&format!("{root}events"), "synthetic"),
+            "{root}: subsystem gone"
+        );
+    }
+}
+
 #[test]
 fn churn_of_dynamic_events_never_disturbs_lookups() {
     // Issue 3's proof: 8 threads look up and read stable events while others create and

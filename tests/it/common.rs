@@ -378,6 +378,17 @@ pub fn mirror(k: &KernelTracefs) -> Mount {
     Mount::new(&["--catalog", k.path().to_str().unwrap()])
 }
 
+/// Directories of a trace array whose names, order and modes tests compare with the kernel's:
+/// the root, `options/`, `per_cpu/`, one CPU, `events/` and one subsystem.
+pub const COMPARED_DIRS: &[&str] = &[
+    "",
+    "options",
+    "per_cpu",
+    "per_cpu/cpu0",
+    "events",
+    "events/sched",
+];
+
 /// The tracers the reference kernel (and so the clone) offers.
 pub const REFERENCE_TRACERS: &str = "blk function nop\n";
 

@@ -192,14 +192,7 @@ fn readdir_order_matches_kernel_everywhere() {
             bad.push(format!("{cd}:\n  kernel {kl:?}\n  clone  {cl:?}"));
         }
     };
-    for d in [
-        "",
-        "options",
-        "per_cpu",
-        "per_cpu/cpu0",
-        "events",
-        "events/sched",
-    ] {
+    for d in crate::common::COMPARED_DIRS {
         compare(d, d);
         compare(&format!("{kinst}/{d}"), &format!("instances/order/{d}"));
     }

@@ -125,14 +125,7 @@ fn instance_file_set_and_modes_match_a_kernel_instance() {
     std::fs::create_dir(&ci).unwrap();
     let modes = |dir: &std::path::Path| -> std::collections::BTreeMap<String, u32> {
         let mut out = std::collections::BTreeMap::new();
-        for sub in [
-            "",
-            "options",
-            "per_cpu",
-            "per_cpu/cpu0",
-            "events",
-            "events/sched",
-        ] {
+        for sub in crate::common::COMPARED_DIRS {
             for e in std::fs::read_dir(dir.join(sub)).unwrap() {
                 let e = e.unwrap();
                 let mode = std::fs::symlink_metadata(e.path()).unwrap().mode();

@@ -118,6 +118,8 @@ struct Handle {
 /// socket and the notifier share.
 pub struct TraceFs {
     core: Arc<Core>,
+    /// The kernel opens directories by itself (FUSE_NO_OPENDIR_SUPPORT, Linux 5.1 on).
+    no_opendir: bool,
 }
 
 impl std::ops::Deref for TraceFs {
@@ -153,7 +155,10 @@ impl TraceFs {
         // Committed records wake blocked readers and pollers (from the waiter thread).
         let waiters = core.waiters.clone();
         let _ = core.reg.on_commit.set(Box::new(move || waiters.wake()));
-        TraceFs { core }
+        TraceFs {
+            core,
+            no_opendir: false,
+        }
     }
 
     pub fn core(&self) -> Arc<Core> {
@@ -435,10 +440,15 @@ impl Filesystem for TraceFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_NO_OPENDIR_SUPPORT;
-        if let Err(missing) = config.add_capabilities(wanted) {
-            tracing::warn!("kernel lacks FUSE capabilities {missing:?}");
-            let _ = config.add_capabilities(wanted - missing);
-        }
+        let granted = match config.add_capabilities(wanted) {
+            Ok(()) => wanted,
+            Err(missing) => {
+                tracing::warn!("kernel lacks FUSE capabilities {missing:?}");
+                let _ = config.add_capabilities(wanted - missing);
+                wanted - missing
+            }
+        };
+        self.no_opendir = granted.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
         Ok(())
     }
 
@@ -859,12 +869,24 @@ impl Filesystem for TraceFs {
         reply.ok();
     }
 
-    /// No OPENDIR round trip: ENOSYS makes the kernel open directories by itself from then on
-    /// (FUSE_NO_OPENDIR_SUPPORT), with a cached listing (FOPEN_CACHE_DIR | FOPEN_KEEP_CACHE).
-    /// `readdir` checks that the directory still exists; every change to a listing invalidates
-    /// it before the change is acknowledged (see `invalidate_dynamic_then` and `rmdir`).
-    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        reply.error(Errno::ENOSYS);
+    /// No OPENDIR round trip where the kernel allows it: ENOSYS makes it open directories by
+    /// itself from then on (FUSE_NO_OPENDIR_SUPPORT), with a cached listing (FOPEN_CACHE_DIR |
+    /// FOPEN_KEEP_CACHE, what an older kernel is told here). `readdir` checks that the
+    /// directory still exists; every change to a listing invalidates it before the change is
+    /// acknowledged (see `invalidate_dynamic_then` and `rmdir`).
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_opendir {
+            return reply.error(Errno::ENOSYS);
+        }
+        let _busy = self.in_flight("opendir");
+        match self.resolve(ino) {
+            Some((_, e, _)) if e.is_dir() => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Some(_) => reply.error(self.fail("opendir", Errno::ENOTDIR)),
+            None => reply.error(self.fail("opendir", Errno::ESTALE)),
+        }
     }
 
     fn readdir(

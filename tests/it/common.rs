@@ -433,8 +433,20 @@ impl KernelInst {
 }
 
 impl Drop for KernelInst {
+    /// Never leaves the instance in the host kernel: a reference the kernel still holds for a
+    /// moment (EBUSY) is waited out, for up to 5 s.
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir(self.p(""));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Err(e) = std::fs::remove_dir(self.p("")) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return; // the test removed it itself
+            }
+            if e.raw_os_error() != Some(libc::EBUSY) || Instant::now() > deadline {
+                eprintln!("kernel instance {} left behind: {e}", self.name);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -1048,7 +1048,6 @@ fn check_trigger_filter(ta: &TraceArray, ev: &Event, text: &str) -> Result<(), i
         })
 }
 
-/// The subsystem a kind of dynamic event lives in.
 /// Can a write to `file` create events (and so change the listings of `events/` and of the
 /// subsystems dynamic events live in)?
 pub fn creates_events(file: &File) -> bool {
@@ -1065,6 +1064,7 @@ pub fn is_dynamic_system(system: &str) -> bool {
         .any(|k| dyn_system(k) == system)
 }
 
+/// The subsystem a kind of dynamic event lives in.
 fn dyn_system(kind: dynevent::Kind) -> &'static str {
     match kind {
         dynevent::Kind::Synthetic => "synthetic",

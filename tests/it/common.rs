@@ -277,7 +277,12 @@ pub struct Inst {
 
 impl Inst {
     pub fn new() -> Inst {
-        let m = Mount::new(&[]);
+        Inst::with_args(&[])
+    }
+
+    /// On a daemon started with extra command-line arguments.
+    pub fn with_args(args: &[&str]) -> Inst {
+        let m = Mount::new(args);
         std::fs::create_dir(m.p("instances/cts")).unwrap();
         Inst { m }
     }

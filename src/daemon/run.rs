@@ -1,0 +1,360 @@
+//! `utracefs run [OPTIONS] -- COMMAND [ARGS…]`: runs COMMAND in a world whose tracefs is the
+//! clone, so unmodified tools (trace-cmd, perf, bpftrace, ftracetest) use it and never the
+//! kernel's:
+//! - a private mount namespace, inside a user namespace of its own (the caller mapped to root)
+//!   when not root, so nothing mounted here is seen outside and it all goes with the last
+//!   process;
+//! - the clone mounted on /sys/kernel/tracing, and bound over every other tracefs (and
+//!   utracefs) mount and over debugfs's `tracing`, so whichever mount a tool picks — the first
+//!   `/proc/mounts` line of type `tracefs` for libtracefs, of a type containing `tracefs` for
+//!   ftracetest, the hard-coded paths of bpftrace — leads to the clone. In a user namespace
+//!   inherited mounts cannot be unmounted but can be mounted over. libtracefs accepts only a
+//!   mount of type exactly `tracefs`: as root a kernel tracefs is mounted under the clone if
+//!   none is there; a normal user relies on one inherited (systemd mounts
+//!   /sys/kernel/tracing);
+//! - /proc/sys/kernel/ftrace_enabled covered by a private copy, so trace-cmd's write to it
+//!   goes nowhere;
+//! - `TRACEFS_PATH=/sys/kernel/tracing` (perf).
+//!
+//! Process events come from the kernel's process connector as root, from ptrace of
+//! COMMAND's own processes otherwise (`sources::ptrace`). Signals sent to utracefs go to
+//! COMMAND; its exit status is utracefs's. When utracefs exits, the clone's connection
+//! closes: a process COMMAND left behind sees ENOTCONN there, never the kernel's tracefs.
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use tracing::{debug, warn};
+
+use super::CloneArgs;
+use super::mount;
+use super::serve::{Clone, bind_stats, check_args};
+use crate::sources::{process, ptrace};
+
+/// Where tools look for tracefs first; the clone is mounted here.
+pub const TRACING: &str = "/sys/kernel/tracing";
+const FTRACE_ENABLED: &str = "/proc/sys/kernel/ftrace_enabled";
+
+/// Signals passed on to COMMAND.
+const FORWARDED: [i32; 8] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGWINCH,
+];
+
+/// COMMAND's pid once started (0 before).
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// Builds the world, runs COMMAND in it and returns its exit status (127: not found, 126: not
+/// executable, 128+N: killed by signal N). An error means COMMAND did not run.
+pub fn run(args: &CloneArgs, command: &[OsString]) -> Result<u8, String> {
+    check_args(args)?;
+    let root = super::is_root();
+    // Before any thread exists: unshare(CLONE_NEWUSER) refuses a threaded process.
+    enter_namespaces(root)?;
+    // After: a normal user is root in the new namespace, and owns the clone as such.
+    let clone = Clone::new(args)?;
+    let signals = block_forwarded();
+    let stats = bind_stats(args)?;
+    let session = build_world(&clone, stats, root)?;
+    let traced = !root && clone.wants_proc_events();
+    let _connector = if root { clone.connector() } else { None };
+    if !root && !traced {
+        debug!("no process events (--no-proc-events)");
+    }
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || forward_signals(&signals))
+        .map_err(|e| format!("spawn signal thread: {e}"))?;
+
+    let mut cmd = Command::new(&command[0]);
+    cmd.args(&command[1..]).env("TRACEFS_PATH", TRACING);
+    // SAFETY: runs in the child between fork and exec and only makes async-signal-safe calls.
+    unsafe {
+        cmd.pre_exec(|| {
+            // COMMAND gets the signal mask it would have without us (Command keeps ours).
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    let spawned = if traced {
+        ptrace::spawn(&mut cmd).map(|pid| (pid, None))
+    } else {
+        cmd.spawn().map(|c| (c.id() as i32, Some(c)))
+    };
+    let (pid, child) = match spawned {
+        Ok(p) => p,
+        Err(e) => {
+            let name = Path::new(&command[0]).display();
+            return Ok(match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    eprintln!("utracefs: {name}: command not found");
+                    127
+                }
+                _ => {
+                    eprintln!("utracefs: {name}: {e}");
+                    126
+                }
+            });
+        }
+    };
+    CHILD.store(pid, Ordering::SeqCst);
+    let status = match child {
+        Some(mut c) => c.wait().map_err(|e| format!("wait: {e}"))?.into_raw(),
+        None => {
+            let reg = clone.reg.clone();
+            ptrace::trace(pid, move |meta, ev| process::process_event(&reg, meta, &ev))
+        }
+    };
+    // The session ends with the process (exit closes /dev/fuse): dropping it would wait for
+    // a mount that only goes with the namespace.
+    std::mem::forget(session);
+    Ok(if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status) as u8
+    } else {
+        libc::WEXITSTATUS(status) as u8
+    })
+}
+
+/// A private mount namespace; for a normal user inside a new user namespace that maps them
+/// to root (what tools that check for root expect; it grants nothing outside).
+fn enter_namespaces(root: bool) -> Result<(), String> {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let flags = if root {
+        libc::CLONE_NEWNS
+    } else {
+        libc::CLONE_NEWUSER | libc::CLONE_NEWNS
+    };
+    // SAFETY: unshare affects only this (single-threaded) process.
+    if unsafe { libc::unshare(flags) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if root {
+            format!("cannot create a mount namespace: {e}")
+        } else {
+            format!(
+                "cannot create a user namespace: {e} (user namespaces are disabled for this \
+                 user: see sysctl user.max_user_namespaces and kernel.unprivileged_userns_clone, \
+                 or run as root)"
+            )
+        });
+    }
+    if !root {
+        let write = |file: &str, text: String| {
+            std::fs::write(file, text).map_err(|e| format!("user namespace: {file}: {e}"))
+        };
+        write("/proc/self/setgroups", "deny".into())?;
+        write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+        write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    }
+    // Private: nothing mounted here propagates out, nothing from outside comes in.
+    mount_call(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE)
+        .map_err(|e| format!("cannot make the mount namespace private: {e}"))
+}
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+fn mount_call(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+) -> std::io::Result<()> {
+    let source = source.map(cpath);
+    let target = cpath(target);
+    let fstype = fstype.map(|t| CString::new(t).unwrap_or_default());
+    let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
+    // SAFETY: every pointer is null or a valid C string for the duration of the call.
+    let r = unsafe {
+        libc::mount(
+            ptr(&source),
+            target.as_ptr(),
+            ptr(&fstype),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// (mount point, type) of every mount in this namespace, in /proc/self/mountinfo order.
+fn mounts() -> Vec<(PathBuf, String)> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|l| {
+            let point = l.split(' ').nth(4)?;
+            let fstype = l.split(" - ").nth(1)?.split(' ').next()?;
+            Some((PathBuf::from(unescape(point)), fstype.to_string()))
+        })
+        .collect()
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, …).
+fn unescape(s: &str) -> OsString {
+    use std::os::unix::ffi::OsStringExt;
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b.get(i + 1..i + 4).and_then(|o| {
+            let o = std::str::from_utf8(o).ok()?;
+            u8::from_str_radix(o, 8).ok()
+        });
+        match (b[i], oct) {
+            (b'\\', Some(v)) => {
+                out.push(v);
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    OsString::from_vec(out)
+}
+
+/// Mounts the clone on [`TRACING`], serves it from a background thread, covers every other
+/// way to a tracefs, and makes ftrace_enabled harmless.
+fn build_world(
+    clone: &Clone,
+    stats: Option<std::os::unix::net::UnixListener>,
+    root: bool,
+) -> Result<fuser::BackgroundSession, String> {
+    let target = Path::new(TRACING);
+    if !target.is_dir() {
+        return Err(format!(
+            "{TRACING} is not a directory: nowhere to put the clone (is sysfs mounted?)"
+        ));
+    }
+    let before = mounts();
+    let is_tracefs = |t: &str| t == "tracefs" || t == "fuse.tracefs";
+    if root && !before.iter().any(|(p, t)| p == target && t == "tracefs") {
+        // libtracefs takes only a mount of type `tracefs`: give it the kernel's, under ours.
+        if let Err(e) = mount_call(Some(Path::new("nodev")), target, Some("tracefs"), 0) {
+            warn!(
+                "cannot mount the kernel's tracefs under the clone ({e}): trace-cmd will not find it"
+            );
+        }
+    }
+    let fuse = mount::mount(target, &clone.opts)?;
+    let (session, _core) = clone.session(fuse, stats)?;
+    let session = session
+        .spawn()
+        .map_err(|e| format!("FUSE session thread: {e}"))?;
+    debug!("clone on {TRACING} ({} events)", clone.reg.event_count());
+
+    let mut covers: Vec<(PathBuf, bool)> = before
+        .iter()
+        .filter(|(p, t)| is_tracefs(t) && p != target)
+        .map(|(p, t)| (p.clone(), t == "tracefs"))
+        .collect();
+    // debugfs's `tracing` is an automount of the kernel's tracefs.
+    covers.extend(
+        before
+            .iter()
+            .filter(|(_, t)| t == "debugfs")
+            .map(|(p, _)| (p.join("tracing"), true)),
+    );
+    for (point, kernel) in covers {
+        match mount_call(Some(target), &point, None, libc::MS_BIND) {
+            Ok(()) => debug!("clone over {}", point.display()),
+            // A path we cannot reach is one COMMAND (same credentials) cannot reach either.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EACCES | libc::ENOENT | libc::ENOTDIR | libc::ENOTCONN)
+                ) =>
+            {
+                debug!("{} unreachable: {e}", point.display())
+            }
+            Err(e) if kernel => {
+                return Err(format!(
+                    "cannot put the clone over the kernel's tracefs on {}: {e}",
+                    point.display()
+                ));
+            }
+            Err(e) => warn!("cannot put the clone over {}: {e}", point.display()),
+        }
+    }
+    if !mounts().iter().any(|(_, t)| t == "tracefs") {
+        warn!(
+            "no kernel tracefs is mounted to lie under the clone (only root can mount one): \
+             tools that want a mount of type tracefs (trace-cmd, libtracefs) will not find the \
+             clone; perf and bpftrace will"
+        );
+    }
+    cover_ftrace_enabled()?;
+    Ok(session)
+}
+
+/// Binds a private copy over /proc/sys/kernel/ftrace_enabled (trace-cmd writes 1 there).
+fn cover_ftrace_enabled() -> Result<(), String> {
+    let real = Path::new(FTRACE_ENABLED);
+    let Ok(value) = std::fs::read(real) else {
+        return Ok(()); // no function tracer in this kernel: nothing to write to
+    };
+    let copy = std::env::temp_dir().join(format!(
+        "utracefs-run-{}-ftrace_enabled",
+        std::process::id()
+    ));
+    std::fs::write(&copy, value).map_err(|e| format!("{}: {e}", copy.display()))?;
+    let bound = mount_call(Some(&copy), real, None, libc::MS_BIND);
+    // The mount keeps the file; no name is left behind.
+    let _ = std::fs::remove_file(&copy);
+    bound.map_err(|e| format!("cannot cover {FTRACE_ENABLED}: {e}"))
+}
+
+fn block_forwarded() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local set; pthread_sigmask on the calling thread, whose
+    // mask the threads started later inherit (COMMAND's is reset by Command).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in FORWARDED {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Passes every signal in `set` on to COMMAND, except those the terminal sent (Ctrl-C): they
+/// went to COMMAND already, as it shares our process group. Before COMMAND starts, a
+/// termination signal ends utracefs.
+fn forward_signals(set: &libc::sigset_t) -> ! {
+    loop {
+        // SAFETY: siginfo_t is plain data; sigwaitinfo fills it.
+        let mut si: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let sig = unsafe { libc::sigwaitinfo(set, &mut si) };
+        if sig < 0 {
+            continue;
+        }
+        let child = CHILD.load(Ordering::SeqCst);
+        if child == 0 {
+            if sig != libc::SIGWINCH {
+                // SAFETY: _exit ends the process without running anything else.
+                unsafe { libc::_exit(128 + sig) };
+            }
+        } else if si.si_code != libc::SI_KERNEL {
+            // SAFETY: kill(2) of our child.
+            unsafe { libc::kill(child, sig) };
+        }
+    }
+}

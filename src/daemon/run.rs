@@ -13,7 +13,8 @@
 //!   none is there; a normal user relies on one inherited (systemd mounts
 //!   /sys/kernel/tracing);
 //! - /proc/sys/kernel/ftrace_enabled covered by a private copy, so trace-cmd's write to it
-//!   goes nowhere;
+//!   goes nowhere; for a user who sees kallsyms without addresses, /proc/kallsyms covered by
+//!   the one symbol the clone's records carry;
 //! - `TRACEFS_PATH=/sys/kernel/tracing` (perf).
 //!
 //! Process events come from the kernel's process connector as root, from ptrace of
@@ -38,6 +39,7 @@ use crate::sources::{process, ptrace};
 /// Where tools look for tracefs first; the clone is mounted here.
 pub const TRACING: &str = "/sys/kernel/tracing";
 const FTRACE_ENABLED: &str = "/proc/sys/kernel/ftrace_enabled";
+const KALLSYMS: &str = "/proc/kallsyms";
 
 /// Signals passed on to COMMAND.
 const FORWARDED: [i32; 8] = [
@@ -301,24 +303,46 @@ fn build_world(
         );
     }
     cover_ftrace_enabled()?;
+    if !root {
+        cover_hidden_kallsyms()?;
+    }
     Ok(session)
 }
 
 /// Binds a private copy over /proc/sys/kernel/ftrace_enabled (trace-cmd writes 1 there).
 fn cover_ftrace_enabled() -> Result<(), String> {
-    let real = Path::new(FTRACE_ENABLED);
-    let Ok(value) = std::fs::read(real) else {
-        return Ok(()); // no function tracer in this kernel: nothing to write to
-    };
-    let copy = std::env::temp_dir().join(format!(
-        "utracefs-run-{}-ftrace_enabled",
-        std::process::id()
-    ));
-    std::fs::write(&copy, value).map_err(|e| format!("{}: {e}", copy.display()))?;
-    let bound = mount_call(Some(&copy), real, None, libc::MS_BIND);
+    match std::fs::read(FTRACE_ENABLED) {
+        Ok(value) => cover(FTRACE_ENABLED, &value),
+        Err(_) => Ok(()), // no function tracer in this kernel: nothing to write to
+    }
+}
+
+/// A user who may not see kernel addresses reads /proc/kallsyms with every address 0, which
+/// trace-cmd saves and `trace-cmd report` then resolves any `ip` against: the clone's
+/// markers would print as whichever symbol sorts first. Such a user gets, in place of those
+/// useless addresses, the one symbol the clone's records carry (`tracing_mark_write`, the
+/// `ip` of `ftrace:print`, which the daemon reads from this same file).
+fn cover_hidden_kallsyms() -> Result<(), String> {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    let hidden = std::fs::File::open(KALLSYMS)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| head.iter().all(|&b| b == b'0'));
+    if !hidden {
+        return Ok(());
+    }
+    cover(KALLSYMS, b"ffffffff81000000 T tracing_mark_write\n")
+}
+
+/// Binds a private file holding `contents` over `real` (what is written there goes nowhere).
+fn cover(real: &str, contents: &[u8]) -> Result<(), String> {
+    let name = real.rsplit('/').next().unwrap_or("file");
+    let copy = std::env::temp_dir().join(format!("utracefs-run-{}-{name}", std::process::id()));
+    std::fs::write(&copy, contents).map_err(|e| format!("{}: {e}", copy.display()))?;
+    let bound = mount_call(Some(&copy), Path::new(real), None, libc::MS_BIND);
     // The mount keeps the file; no name is left behind.
     let _ = std::fs::remove_file(&copy);
-    bound.map_err(|e| format!("cannot cover {FTRACE_ENABLED}: {e}"))
+    bound.map_err(|e| format!("cannot cover {real}: {e}"))
 }
 
 fn block_forwarded() -> libc::sigset_t {

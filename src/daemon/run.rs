@@ -67,7 +67,9 @@ pub fn run(args: &CloneArgs, command: &[OsString]) -> Result<u8, String> {
     let clone = Clone::new(args)?;
     let signals = block_forwarded();
     let stats = bind_stats(args)?;
-    let session = build_world(&clone, stats, root)?;
+    // The session ends with the process (exit closes /dev/fuse): dropping it would wait for
+    // a mount that only goes with the namespace.
+    std::mem::forget(build_world(&clone, stats, root)?);
     let traced = !root && clone.wants_proc_events();
     let _connector = if root { clone.connector() } else { None };
     if !root && !traced {
@@ -119,9 +121,6 @@ pub fn run(args: &CloneArgs, command: &[OsString]) -> Result<u8, String> {
             ptrace::trace(pid, move |meta, ev| process::process_event(&reg, meta, &ev))
         }
     };
-    // The session ends with the process (exit closes /dev/fuse): dropping it would wait for
-    // a mount that only goes with the namespace.
-    std::mem::forget(session);
     Ok(if libc::WIFSIGNALED(status) {
         128 + libc::WTERMSIG(status) as u8
     } else {
@@ -380,5 +379,21 @@ fn forward_signals(set: &libc::sigset_t) -> ! {
             // SAFETY: kill(2) of our child.
             unsafe { libc::kill(child, sig) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_paths_unescape() {
+        assert_eq!(
+            unescape("/a\\040b\\134c\\011d"),
+            OsString::from("/a b\\c\td")
+        );
+        assert_eq!(unescape("/plain"), OsString::from("/plain"));
+        // A backslash not followed by three octal digits stays.
+        assert_eq!(unescape("/x\\9"), OsString::from("/x\\9"));
     }
 }

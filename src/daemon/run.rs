@@ -12,8 +12,8 @@
 //!   mount of type exactly `tracefs`: as root a kernel tracefs is mounted under the clone if
 //!   none is there; a normal user relies on one inherited (systemd mounts
 //!   /sys/kernel/tracing);
-//! - /proc/sys/kernel/ftrace_enabled covered by a private copy, so trace-cmd's write to it
-//!   goes nowhere; for a user who sees kallsyms without addresses, /proc/kallsyms covered by
+//! - /proc/sys/kernel/ftrace_enabled and kptr_restrict covered by private copies, so
+//!   trace-cmd's writes to them go nowhere; for a user who sees kallsyms without addresses, /proc/kallsyms covered by
 //!   the one symbol the clone's records carry;
 //! - `TRACEFS_PATH=/sys/kernel/tracing` (perf).
 //!
@@ -38,7 +38,13 @@ use crate::sources::{process, ptrace};
 
 /// Where tools look for tracefs first; the clone is mounted here.
 pub const TRACING: &str = "/sys/kernel/tracing";
-const FTRACE_ENABLED: &str = "/proc/sys/kernel/ftrace_enabled";
+/// Machine-wide settings trace-cmd writes: ftrace_enabled (1 before recording) and
+/// kptr_restrict (0 while it reads kallsyms). Each gets a private copy, so the write succeeds
+/// and changes nothing outside.
+const SYSCTLS: [&str; 2] = [
+    "/proc/sys/kernel/ftrace_enabled",
+    "/proc/sys/kernel/kptr_restrict",
+];
 const KALLSYMS: &str = "/proc/kallsyms";
 
 /// Signals passed on to COMMAND.
@@ -232,7 +238,7 @@ fn unescape(s: &str) -> OsString {
 }
 
 /// Mounts the clone on [`TRACING`], serves it from a background thread, covers every other
-/// way to a tracefs, and makes ftrace_enabled harmless.
+/// way to a tracefs, and makes trace-cmd's sysctl writes harmless.
 fn build_world(
     clone: &Clone,
     stats: Option<std::os::unix::net::UnixListener>,
@@ -301,19 +307,20 @@ fn build_world(
              clone; perf and bpftrace will"
         );
     }
-    cover_ftrace_enabled()?;
+    cover_sysctls()?;
     if !root {
         cover_hidden_kallsyms()?;
     }
     Ok(session)
 }
 
-/// Binds a private copy over /proc/sys/kernel/ftrace_enabled (trace-cmd writes 1 there).
-fn cover_ftrace_enabled() -> Result<(), String> {
-    match std::fs::read(FTRACE_ENABLED) {
-        Ok(value) => cover(FTRACE_ENABLED, &value),
-        Err(_) => Ok(()), // no function tracer in this kernel: nothing to write to
-    }
+/// Binds private copies over the sysctls trace-cmd writes ([`SYSCTLS`]).
+fn cover_sysctls() -> Result<(), String> {
+    // One missing from this kernel has nothing to protect.
+    SYSCTLS
+        .iter()
+        .filter_map(|file| Some((file, std::fs::read(file).ok()?)))
+        .try_for_each(|(file, value)| cover(file, &value))
 }
 
 /// A user who may not see kernel addresses reads /proc/kallsyms with every address 0, which

@@ -238,6 +238,8 @@ trace-cmd report -i t.dat"#
             .map(str::to_string)
             .collect()
     };
+    // trace-cmd's writes to kptr_restrict and ftrace_enabled land in private copies.
+    assert!(!text(&out.stderr).contains("can't set"), "{}", show(&out));
     let avail = lines("avail.txt");
     assert!(avail.len() > 100, "available_events: {avail:?}");
     assert_eq!(

@@ -3,8 +3,10 @@
 //! namespace): `utracefs run` as a normal user traces COMMAND and every process and thread it
 //! starts, stopping each only at fork, exec and exit (and to pass on its signals), and turns
 //! those stops into the same [`ProcEvent`]s the connector gives. Processes outside the tree
-//! are not seen. A traced process cannot be traced again (gdb, strace inside fail) and
-//! set-uid programs run without their privileges, as under strace.
+//! are not seen. A traced process cannot be traced again (gdb, strace inside fail),
+//! set-uid programs run without their privileges, as under strace, and a group-stop (Ctrl-Z
+//! of a job in a nested shell) does not hold: without PTRACE_SEIZE, which needs the tracee
+//! stopped before its exec, there is no PTRACE_LISTEN to keep it stopped.
 
 use std::collections::HashSet;
 use std::io;

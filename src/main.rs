@@ -30,11 +30,13 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run COMMAND with the clone as the machine's tracefs: in a private mount namespace (in a
-    /// user namespace of its own when not root) the clone is at /sys/kernel/tracing and over
-    /// every other tracefs mount, TRACEFS_PATH names it, and /proc/sys/kernel/ftrace_enabled
-    /// takes writes harmlessly. Exits with COMMAND's status (127: not found, 128+N: killed by
-    /// signal N), leaving no mount behind.
+    /// Run COMMAND with the clone as the machine's tracefs.
+    ///
+    /// In a private mount namespace (in a user namespace of its own when not root) the clone
+    /// is at /sys/kernel/tracing and over every other tracefs mount, TRACEFS_PATH names it,
+    /// and trace-cmd's writes to /proc/sys/kernel/{ftrace_enabled,kptr_restrict} go to
+    /// private copies. Exits with COMMAND's status (127: not found, 128+N: killed by signal
+    /// N), leaving no mount behind.
     Run {
         #[command(flatten)]
         clone: CloneArgs,

@@ -86,52 +86,62 @@ pub fn run(args: &CloneArgs, command: &[OsString]) -> Result<u8, String> {
         .spawn(move || forward_signals(&signals))
         .map_err(|e| format!("spawn signal thread: {e}"))?;
 
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]).env("TRACEFS_PATH", TRACING);
-    // SAFETY: runs in the child between fork and exec and only makes async-signal-safe calls.
-    unsafe {
-        cmd.pre_exec(|| {
-            // COMMAND gets the signal mask it would have without us (Command keeps ours).
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-    let spawned = if traced {
-        ptrace::spawn(&mut cmd).map(|pid| (pid, None))
+    let status = if traced {
+        let mut env: Vec<(OsString, OsString)> = std::env::vars_os()
+            .filter(|(k, _)| k != "TRACEFS_PATH")
+            .collect();
+        env.push(("TRACEFS_PATH".into(), TRACING.into()));
+        let started = ptrace::Program::new(command, &env).and_then(|p| ptrace::spawn(&p));
+        let (pid, exec_pipe) = match started {
+            Ok(s) => s,
+            Err(e) => return Ok(not_started(&command[0], &e)),
+        };
+        CHILD.store(pid, Ordering::SeqCst);
+        let reg = clone.reg.clone();
+        let status = ptrace::trace(pid, move |meta, ev| process::process_event(&reg, meta, &ev));
+        if let Some(e) = ptrace::exec_error(&exec_pipe) {
+            return Ok(not_started(&command[0], &e));
+        }
+        status
     } else {
-        cmd.spawn().map(|c| (c.id() as i32, Some(c)))
-    };
-    let (pid, child) = match spawned {
-        Ok(p) => p,
-        Err(e) => {
-            let name = Path::new(&command[0]).display();
-            return Ok(match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    eprintln!("utracefs: {name}: command not found");
-                    127
-                }
-                _ => {
-                    eprintln!("utracefs: {name}: {e}");
-                    126
-                }
+        let mut cmd = Command::new(&command[0]);
+        cmd.args(&command[1..]).env("TRACEFS_PATH", TRACING);
+        // SAFETY: runs in the child between fork and exec and only makes async-signal-safe
+        // calls.
+        unsafe {
+            cmd.pre_exec(|| {
+                // COMMAND gets the signal mask it would have without us (Command keeps ours).
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+                Ok(())
             });
         }
-    };
-    CHILD.store(pid, Ordering::SeqCst);
-    let status = match child {
-        Some(mut c) => c.wait().map_err(|e| format!("wait: {e}"))?.into_raw(),
-        None => {
-            let reg = clone.reg.clone();
-            ptrace::trace(pid, move |meta, ev| process::process_event(&reg, meta, &ev))
-        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Ok(not_started(&command[0], &e)),
+        };
+        CHILD.store(child.id() as i32, Ordering::SeqCst);
+        child.wait().map_err(|e| format!("wait: {e}"))?.into_raw()
     };
     Ok(if libc::WIFSIGNALED(status) {
         128 + libc::WTERMSIG(status) as u8
     } else {
         libc::WEXITSTATUS(status) as u8
     })
+}
+
+/// Says why COMMAND could not start; the shell's status for it (127: not found, 126: found
+/// but not executable).
+fn not_started(name: &OsString, e: &std::io::Error) -> u8 {
+    let name = Path::new(name).display();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        eprintln!("utracefs: {name}: command not found");
+        127
+    } else {
+        eprintln!("utracefs: {name}: {e}");
+        126
+    }
 }
 
 /// A private mount namespace; for a normal user inside a new user namespace that maps them

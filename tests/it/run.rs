@@ -399,6 +399,35 @@ fn run_passes_status_and_signals_as_a_user() {
     run_passes_status_and_signals(Who::User);
 }
 
+/// Job control inside a user's run (where ptrace follows COMMAND's processes): a job stopped
+/// by SIGSTOP stays stopped, its shell sees it stopped, and SIGCONT resumes it.
+#[test]
+fn a_stopped_job_stays_stopped_in_a_users_run() {
+    let _fuse = fuse_open();
+    let d = workdir(Who::User, "runjc");
+    let out = sh(
+        Who::User,
+        d.path(),
+        r#""$U" run -- bash -c '
+set -m
+sleep 60 & p=$!
+kill -STOP $p
+while ! jobs -l | grep -q Stopped; do sleep 0.01; done
+grep "^State:" /proc/$p/status
+kill -CONT $p
+while grep -q "^State:.*[tT]" /proc/$p/status; do sleep 0.01; done
+echo resumed
+kill $p'"#,
+    );
+    let so = text(&out.stdout);
+    assert!(
+        so.contains("State:	t (tracing stop)") || so.contains("State:	T (stopped)"),
+        "{}",
+        show(&out)
+    );
+    assert!(so.contains("resumed"), "{}", show(&out));
+}
+
 fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ok() {

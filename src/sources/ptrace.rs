@@ -44,8 +44,9 @@ impl Program {
             p
         } else {
             let paths = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
-            let mut found = std::env::split_paths(&paths).map(|d| d.join(name));
-            let all: Vec<_> = found.by_ref().collect();
+            let all: Vec<_> = std::env::split_paths(&paths)
+                .map(|d| d.join(name))
+                .collect();
             match all.iter().find(|p| executable(p)) {
                 Some(p) => p.clone(),
                 None if all.iter().any(|p| p.is_file()) => {

@@ -48,14 +48,25 @@ fn test_user() -> (u32, u32) {
     })
 }
 
-/// The daemon binary where the test user can run it (the target dir may be private).
+/// The daemon binary where the test user can run it (the target dir may be private): a copy
+/// per test process in one world-readable directory, whose copies from finished test
+/// processes are removed here.
 fn user_bin() -> &'static Path {
     static B: OnceLock<PathBuf> = OnceLock::new();
     B.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("utracefs-it-bin-{}", std::process::id()));
+        let dir = std::env::temp_dir().join("utracefs-it-bin");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let bin = dir.join("utracefs");
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("utracefs-")
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        let bin = dir.join(format!("utracefs-{}", std::process::id()));
         std::fs::copy(BIN, &bin).unwrap();
         std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
         bin

@@ -10,5 +10,6 @@ mod filters;
 mod history;
 mod instances;
 mod reliability;
+mod snapshot;
 mod tree;
 mod triggers;

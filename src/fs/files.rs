@@ -59,6 +59,7 @@ pub enum TopFile {
     TraceOptions,
     TracePipe,
     TracingCpumask,
+    TracingMaxLatency,
     TracingOn,
     TracingThresh,
     UprobeEvents,
@@ -75,11 +76,16 @@ pub struct TopSpec {
 
 impl TopSpec {
     /// Does `ta`'s root offer this file? Instances have fewer files than the top level, and
-    /// `synthetic_events` and `snapshot` exist only where the kernel has the feature.
+    /// `synthetic_events` and `snapshot` exist only where the kernel has the feature (and
+    /// `tracing_max_latency` with `snapshot`: CONFIG_TRACER_SNAPSHOT selects
+    /// CONFIG_TRACER_MAX_TRACE).
     pub fn offered(&self, reg: &Registry, ta: &TraceArray) -> bool {
-        (ta.is_top() || self.in_instance)
-            && (self.file != TopFile::SyntheticEvents || reg.features.synthetic_events)
-            && (self.file != TopFile::Snapshot || reg.features.snapshot)
+        let feature = match self.file {
+            TopFile::SyntheticEvents => reg.features.synthetic_events,
+            TopFile::Snapshot | TopFile::TracingMaxLatency => reg.features.snapshot,
+            _ => true,
+        };
+        (ta.is_top() || self.in_instance) && feature
     }
 }
 
@@ -143,6 +149,7 @@ pub const TOP_FILES: &[TopSpec] = {
         top("trace_options", 0o640, TraceOptions, true),
         top("trace_pipe", 0o440, TracePipe, true),
         top("tracing_cpumask", 0o640, TracingCpumask, true),
+        top("tracing_max_latency", 0o640, TracingMaxLatency, true),
         top("tracing_on", 0o640, TracingOn, true),
         top("tracing_thresh", 0o640, TracingThresh, false),
         top("uprobe_events", 0o640, UprobeEvents, false),
@@ -172,6 +179,7 @@ pub const TOP_READDIR: &[&str] = &[
     "per_cpu",
     "error_log",
     "snapshot",
+    "tracing_max_latency",
     "options",
     "buffer_subbuf_size_kb",
     "buffer_percent",
@@ -210,6 +218,7 @@ pub const INSTANCE_READDIR: &[&str] = &[
     "snapshot",
     "set_ftrace_notrace",
     "set_ftrace_filter",
+    "tracing_max_latency",
     "options",
     "buffer_subbuf_size_kb",
     "buffer_percent",
@@ -542,6 +551,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         BufferSubbufSizeKb => format!("{}\n", st.subbuf_kb),
         SavedCmdlinesSize => format!("{}\n", st.saved_cmdlines_size),
         TracingThresh => format!("{}\n", st.tracing_thresh),
+        TracingMaxLatency => format!("{}\n", st.max_latency),
         TracingOn => format!("{}\n", u8::from(st.tracing_on)),
         TracingCpumask => cpumask::format_tracing_cpumask(&st.cpumask, reg.ncpu),
         TimestampMode => "[delta] absolute\n".into(),
@@ -991,6 +1001,12 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
         TracingThresh => {
             let usecs = values::parse_tracing_thresh(data)?;
             ta.state.lock().tracing_thresh = values::tracing_thresh_readback(usecs);
+            Ok(n)
+        }
+        // The same `tracing_nsecs_write` as `tracing_thresh`, per trace array.
+        TracingMaxLatency => {
+            let usecs = values::parse_tracing_thresh(data)?;
+            ta.state.lock().max_latency = values::tracing_thresh_readback(usecs);
             Ok(n)
         }
         TracingCpumask => {

@@ -487,7 +487,7 @@ const TOP_LEVEL: &[(&str, u32, bool)] = &[
     ("set_ftrace_notrace_pid", 0o640, false),
     ("set_ftrace_pid", 0o640, false),
     // CONFIG_TRACER_SNAPSHOT and CONFIG_SYNTH_EVENTS (§2.1, §12.3): compiled out on the
-    // reference kernel, offered by utracefs.
+    // reference kernel, offered by utracefs (so is `tracing_max_latency`, below).
     ("snapshot", 0o640, false),
     ("synthetic_events", 0o640, false),
     ("timestamp_mode", 0o440, false),
@@ -499,6 +499,8 @@ const TOP_LEVEL: &[(&str, u32, bool)] = &[
     ("trace_options", 0o640, false),
     ("trace_pipe", 0o440, false),
     ("tracing_cpumask", 0o640, false),
+    // With CONFIG_TRACER_SNAPSHOT (through CONFIG_TRACER_MAX_TRACE).
+    ("tracing_max_latency", 0o640, false),
     ("tracing_on", 0o640, false),
     ("tracing_thresh", 0o640, false),
     ("uprobe_events", 0o640, false),
@@ -2913,7 +2915,7 @@ fn lookup_of_missing_names_is_enoent() {
         "options/nosuch",
         "per_cpu/cpu99",
         "per_cpu/cpu0/nosuch",
-        "tracing_max_latency",
+        "stack_trace",
         "kprobe_events",
         "user_events_data",
         "events/Sched",

@@ -305,6 +305,12 @@ fn the_readme_and_file_set_follow_the_feature() {
     ));
     assert!(readme.contains("\t\t    stacktrace\n\t\t    snapshot\n\t   example:"));
     assert!(m.p("per_cpu/cpu0/snapshot_raw").exists());
+    // CONFIG_TRACER_SNAPSHOT selects CONFIG_TRACER_MAX_TRACE: `tracing_max_latency` in µs.
+    assert_eq!(read(&m.p("tracing_max_latency")), "0\n");
+    let lat = m.p("tracing_max_latency");
+    assert_eq!(write_raw(&lat, b"250\n", libc::O_WRONLY), Ok(4));
+    assert_eq!(read(&lat), "250\n");
+    assert_eq!(write_raw(&lat, b"x", libc::O_WRONLY), Err(libc::EINVAL));
     // This kernel has no snapshot buffer: neither has its mirror, unless --extras.
     let k = KernelTracefs::mount().unwrap();
     if k.path().join("snapshot").exists() {
@@ -316,6 +322,7 @@ fn the_readme_and_file_set_follow_the_feature() {
         "snapshot",
         "per_cpu/cpu0/snapshot",
         "per_cpu/cpu0/snapshot_raw",
+        "tracing_max_latency",
     ] {
         assert!(!mm.p(f).exists(), "{f} on a mirror without snapshot");
     }

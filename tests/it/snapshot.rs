@@ -346,3 +346,35 @@ fn the_readme_and_file_set_follow_the_feature() {
     assert_eq!(read(&mx.p("snapshot")), FREED);
     assert_eq!(read(&mx.p(PRINT_TRIGGER)), TRIGGERS);
 }
+
+#[test]
+fn a_swap_wakes_a_blocked_snapshot_raw_reader() {
+    // The kernel wakes the waiters of the buffer a swap makes the snapshot
+    // (`update_max_tr`: `ring_buffer_wake_waiters`).
+    let i = Inst::new();
+    let ncpu = std::fs::read_dir(i.p("per_cpu")).unwrap().count();
+    marker(&i, "wake\n");
+    let busy = (0..ncpu)
+        .find(|c| !lines(&i.r(&format!("per_cpu/cpu{c}/trace"))).is_empty())
+        .unwrap();
+    let raw = i.p(&format!("per_cpu/cpu{busy}/snapshot_raw"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut f = std::fs::File::open(raw).unwrap();
+        let mut page = vec![0; 1 << 16];
+        let n = f.read(&mut page).unwrap();
+        page.truncate(n);
+        let _ = tx.send(page);
+    });
+    // The reader is parked on an empty (unallocated) snapshot until the swap.
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(300))
+            .is_err()
+    );
+    assert_eq!(i.w("snapshot", "1"), Ok(1));
+    let page = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the swap woke the reader");
+    assert!(page.windows(5).any(|w| w == b"wake\n"));
+    reader.join().unwrap();
+}

@@ -402,13 +402,18 @@ const SYSTEM_FILTER_BANNER: &str = "### global filter ###\n\
 
 const README: &str = include_str!("tracefs_readme.txt");
 
+/// `readme_msg`'s line for the hist `snapshot()` action.
+const SNAPSHOT_ACTION_LINE: &str =
+    "\t        snapshot()                           - snapshot the trace buffer\n\n";
+
 /// `README` on this kernel: the lines the kernel has under CONFIG_TRACER_SNAPSHOT join where
 /// its `readme_msg` has them when the snapshot buffer is offered (the `snapshot` file after
 /// the function tracer's files, which this README leaves out, and the `snapshot` trigger
 /// after `stacktrace`).
 fn readme(reg: &Registry) -> String {
     if !reg.features.snapshot {
-        return README.into();
+        // The hist actions' `snapshot()` line is the kernel's under CONFIG_TRACER_SNAPSHOT too.
+        return README.replacen(SNAPSHOT_ACTION_LINE, "", 1);
     }
     README
         .replacen(

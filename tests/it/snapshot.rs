@@ -149,6 +149,18 @@ fn bad_values_fail_like_kstrtoul() {
         assert_eq!(i.w("per_cpu/cpu0/snapshot", bad), Err(errno), "{bad:?}");
     }
     assert_eq!(i.r("snapshot"), FREED, "nothing allocated");
+    // Like every write there (`tracing_update_buffers` comes first), even a rejected one
+    // expands the top level's boot-sized buffer.
+    assert_eq!(read(&i.m.p("buffer_size_kb")), "7 (expanded: 1408)\n");
+    assert_eq!(
+        write_raw(&i.m.p("snapshot"), b"x", libc::O_WRONLY),
+        Err(libc::EINVAL)
+    );
+    assert_eq!(
+        read(&i.m.p("buffer_size_kb")),
+        i.r("buffer_size_kb"),
+        "expanded as an instance starts"
+    );
     assert_eq!(
         i.w("per_cpu/cpu0/snapshot", "0"),
         Err(libc::EINVAL),

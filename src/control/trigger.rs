@@ -34,18 +34,29 @@ pub const PAGE_SIZE: usize = 4096;
 pub const AVAILABLE_TRIGGERS: &str =
     "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n";
 
-/// The same with CONFIG_TRACER_SNAPSHOT: `snapshot` registers after `traceoff`
+/// What an event's `trigger` file reads with no triggers, on a kernel with or without the
+/// snapshot buffer and hist triggers: the commands in the kernel's registration order
 /// (`register_trigger_cmds`).
-pub const AVAILABLE_TRIGGERS_SNAPSHOT: &str =
-    "# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event disable_event\n";
-
-/// The commands a kernel with (`snapshot`) or without the snapshot buffer lists.
-pub fn available_triggers(snapshot: bool) -> &'static str {
-    if snapshot {
-        AVAILABLE_TRIGGERS_SNAPSHOT
-    } else {
-        AVAILABLE_TRIGGERS
+pub fn available_triggers(snapshot: bool, hist: bool) -> String {
+    let mut out = String::from("# Available triggers:\n#");
+    for (name, offered) in [
+        ("traceon", true),
+        ("traceoff", true),
+        ("snapshot", snapshot),
+        ("stacktrace", true),
+        ("enable_event", true),
+        ("disable_event", true),
+        ("enable_hist", hist),
+        ("disable_hist", hist),
+        ("hist", hist),
+    ] {
+        if offered {
+            out.push(' ');
+            out.push_str(name);
+        }
     }
+    out.push('\n');
+    out
 }
 
 /// One trigger command.
@@ -302,9 +313,20 @@ fn parse_filter(
     Ok(Some(expr))
 }
 
-/// A trigger write cut into removal (`!`), command name and what follows it, as the kernel's
-/// `trigger_process_regex` cuts it.
-fn split_command(buf: &[u8]) -> (bool, &[u8], Option<&[u8]>) {
+/// `(removal, command name, parameter)` of a trigger write.
+pub type Command<'a> = (bool, &'a [u8], Option<&'a [u8]>);
+
+/// `(removal, command name, parameter)` of one write(2) to a `trigger` file
+/// (`trigger_process_regex()`): `None` for a zero-length write, EINVAL for one of a page or
+/// more. The parameter is what follows the first `:`, space or tab, without leading spaces
+/// (`None` when empty).
+pub fn split_command(buf: &[u8]) -> Result<Option<Command<'_>>, i32> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf.len() >= PAGE_SIZE {
+        return Err(libc::EINVAL);
+    }
     // memdup_user_nul(): C string semantics, everything after a NUL is gone.
     let buf = match buf.iter().position(|&b| b == 0) {
         Some(i) => &buf[..i],
@@ -313,16 +335,10 @@ fn split_command(buf: &[u8]) -> (bool, &[u8], Option<&[u8]>) {
     let buf = strim(buf);
     let (command, next) = strsep(buf, b": \t");
     let next = next.map(skip_spaces).filter(|n| !n.is_empty());
-    match command.strip_prefix(b"!") {
+    Ok(Some(match command.strip_prefix(b"!") {
         Some(n) => (true, n, next),
         None => (false, command, next),
-    }
-}
-
-/// The command a trigger write names (`snapshot` for `!snapshot:2 if x`): a kernel built
-/// without that command rejects the write with EINVAL before it looks any further.
-pub fn command_name(buf: &[u8]) -> &[u8] {
-    split_command(buf).1
+    }))
 }
 
 /// Parses one write(2) to an event's `trigger` file exactly as Linux 6.18
@@ -343,13 +359,9 @@ pub fn parse_write(
     target_ok: impl Fn(&str, &str) -> bool,
     compile_filter: impl Fn(&str) -> Result<(), i32>,
 ) -> Result<TriggerWrite, i32> {
-    if buf.is_empty() {
+    let Some((remove, name, next)) = split_command(buf)? else {
         return Ok(TriggerWrite::Nothing);
-    }
-    if buf.len() >= PAGE_SIZE {
-        return Err(libc::EINVAL);
-    }
-    let (remove, name, next) = split_command(buf);
+    };
 
     let cmd = match name {
         b"traceon" | b"traceoff" | b"stacktrace" | b"snapshot" => {
@@ -485,7 +497,7 @@ pub fn render_one(t: &Trigger, out: &mut String) {
 /// buffer.
 pub fn render(list: &TriggerList, snapshot: bool) -> String {
     if list.is_empty() {
-        return available_triggers(snapshot).to_owned();
+        return available_triggers(snapshot, false);
     }
     let mut out = String::new();
     for t in list.iter() {
@@ -815,14 +827,12 @@ mod tests {
             render(&TriggerList::new(), true),
             "# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event disable_event\n"
         );
-        for (w, name) in [
-            (&b" !snapshot:2 if x"[..], &b"snapshot"[..]),
-            (b"snapshot\0rest", b"snapshot"),
-            (b"snapshot+1", b"snapshot+1"),
-            (b"traceon", b"traceon"),
-        ] {
-            assert_eq!(command_name(w), name);
-        }
+        assert_eq!(available_triggers(false, false), AVAILABLE_TRIGGERS);
+        assert_eq!(
+            available_triggers(true, true),
+            "# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event \
+             disable_event enable_hist disable_hist hist\n"
+        );
     }
 
     #[test]

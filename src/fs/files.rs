@@ -459,7 +459,7 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
         File::Event(ev, EventFile::Enable) => ta.state.lock().enable_text(ev.serial).into(),
         File::Event(ev, EventFile::Trigger) => match ta.state.lock().events.get(&ev.serial) {
             Some(e) => trigger::render(&e.triggers, reg.features.snapshot),
-            None => trigger::available_triggers(reg.features.snapshot).into(),
+            None => trigger::available_triggers(reg.features.snapshot, false),
         },
         File::Event(ev, EventFile::Format) => ev.def.format.to_string(),
         File::Event(ev, EventFile::Id) => format!("{}\n", ev.def.id.unwrap_or(0)),
@@ -819,7 +819,9 @@ pub fn write(
 /// One write to an event's `trigger` file (§8.2). Adding a trigger puts the event in soft
 /// mode, and an enable/disable_event trigger its target too (§5.1); removing undoes both.
 fn write_trigger(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<usize, i32> {
-    if !reg.features.snapshot && trigger::command_name(data) == b"snapshot" {
+    if !reg.features.snapshot
+        && matches!(trigger::split_command(data), Ok(Some((_, b"snapshot", _))))
+    {
         return Err(EINVAL);
     }
     let target_ok = |s: &str, e: &str| reg.find_event(s, e).is_some_and(|t| t.enableable());

@@ -21,11 +21,27 @@ use crate::trace::state::{TaState, TraceArray};
 /// `tracing_snapshot_instance` does ("*** SNAPSHOT NOT ALLOCATED ***"). Returns whether the
 /// buffers were swapped.
 pub fn take(reg: &Registry, ta: &TraceArray, st: &mut TaState) -> bool {
+    let swapped = swap(reg, ta);
+    if !swapped {
+        st.tracing_on = false;
+    }
+    swapped
+}
+
+/// [`take`] for a caller that holds none of `ta`'s locks (a hist action run outside the state
+/// lock).
+pub fn take_unlocked(reg: &Registry, ta: &TraceArray) -> bool {
+    let swapped = swap(reg, ta);
+    if !swapped {
+        ta.state.lock().tracing_on = false;
+    }
+    swapped
+}
+
+fn swap(reg: &Registry, ta: &TraceArray) -> bool {
     let swapped = ta.buffer.lock().swap_snapshot(None);
     if swapped {
         wake_readers(reg);
-    } else {
-        st.tracing_on = false;
     }
     swapped
 }
@@ -175,6 +191,37 @@ mod tests {
         b.resize(&[64, 64], 4096);
         let pages = |t: &TraceBuffer| t.cpus().iter().map(|c| c.nr_pages()).collect::<Vec<_>>();
         assert_eq!(pages(&b), pages(b.snapshot().unwrap()));
+    }
+
+    #[test]
+    fn take_swaps_or_stops_tracing() {
+        use crate::events::catalog::Catalog;
+        use crate::events::registry::MountOwner;
+        let owner = MountOwner {
+            uid: 0,
+            gid: 0,
+            root_mode: 0o700,
+        };
+        let reg = Registry::new(Catalog::embedded(), owner, 2);
+        let ta = TraceArray::new(7, "t", std::time::SystemTime::now());
+        assert!(!take_unlocked(&reg, &ta), "nothing allocated");
+        assert!(!ta.state.lock().tracing_on, "so tracing stops");
+        ta.state.lock().tracing_on = true;
+        arm(&ta);
+        ta.buffer.lock().write(0, 1, b"0123456789abcdef", true);
+        assert!(take(&reg, &ta, &mut ta.state.lock()));
+        assert!(ta.buffer.lock().is_empty(None));
+        assert!(ta.state.lock().tracing_on);
+        assert_eq!(cond_enable(&ta), Ok(()));
+        assert_eq!(cond_enable(&ta), Err(EBUSY));
+        assert_eq!(
+            write(&reg, &ta, None, 1),
+            Err(EBUSY),
+            "busy while conditional"
+        );
+        cond_disable(&ta);
+        assert_eq!(write(&reg, &ta, None, 0), Ok(()));
+        assert!(ta.buffer.lock().snapshot().is_none());
     }
 
     #[test]

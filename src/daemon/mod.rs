@@ -20,8 +20,9 @@ pub struct CloneArgs {
     #[arg(long)]
     pub catalog: Option<PathBuf>,
     /// With --catalog: also offer what utracefs has beyond the catalog's kernel:
-    /// synthetic_events and `s:` in dynamic_events, `u:` user events, and an `inject` file in
-    /// every event that can be enabled. Always on with the embedded catalog.
+    /// synthetic_events and `s:` in dynamic_events, `u:` user events, an `inject` file in
+    /// every event that can be enabled, and the snapshot buffer. Always on with the embedded
+    /// catalog.
     #[arg(long)]
     pub extras: bool,
     /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8).

@@ -130,6 +130,8 @@ pub struct Features {
     pub user_events: bool,
     /// CONFIG_TRACE_EVENT_INJECT: an `inject` file in every event that can be enabled.
     pub inject: bool,
+    /// CONFIG_TRACER_SNAPSHOT: the `snapshot` buffer (its files, the `snapshot` trigger).
+    pub snapshot: bool,
 }
 
 impl Features {
@@ -137,6 +139,7 @@ impl Features {
         synthetic_events: true,
         user_events: true,
         inject: true,
+        snapshot: true,
     };
 
     /// An event directory's files on this kernel: `inject` joins every event that can be
@@ -153,6 +156,7 @@ impl Features {
             (self.synthetic_events, "synthetic_events"),
             (self.user_events, "user_events"),
             (self.inject, "inject"),
+            (self.snapshot, "snapshot"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -169,6 +173,7 @@ impl Features {
                 "synthetic_events" => f.synthetic_events = true,
                 "user_events" => f.user_events = true,
                 "inject" => f.inject = true,
+                "snapshot" => f.snapshot = true,
                 _ => return Err(format!("unknown feature `{name}`")),
             }
         }
@@ -399,6 +404,7 @@ impl Catalog {
                 synthetic_events: exists("synthetic_events"),
                 user_events: exists("user_events_data"),
                 inject: false,
+                snapshot: exists("snapshot"),
             },
             events: Vec::new(),
         };

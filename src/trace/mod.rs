@@ -6,5 +6,6 @@ pub mod commit;
 pub mod record;
 pub mod render;
 pub mod ringbuf;
+pub mod snapshot;
 pub mod state;
 pub mod tasks;

@@ -11,5 +11,6 @@ mod history;
 mod instances;
 mod reliability;
 mod run;
+mod snapshot;
 mod tree;
 mod triggers;

@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dashmap::DashMap;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
@@ -136,7 +135,7 @@ pub struct Core {
     pub reg: Arc<Registry>,
     pub nodes: Nodes,
     pub counters: Counters,
-    handles: DashMap<u64, Handle>,
+    handles: nodes::InoMap<Handle>,
     next_fh: AtomicU64,
     ttl: Duration,
     /// Set once the session exists (the notifier needs its channel).
@@ -177,7 +176,7 @@ impl Core {
             reg,
             nodes: Nodes::default(),
             counters: Counters::default(),
-            handles: DashMap::new(),
+            handles: nodes::InoMap::default(),
             next_fh: AtomicU64::new(1),
             ttl,
             waiters,
@@ -313,7 +312,7 @@ impl Core {
     fn remember(&self, ta: &Arc<TraceArray>, entry: &Entry) -> FileAttr {
         // Entries outside eventfs carry the time their trace array was created, like tracefs;
         // eventfs entries carry the time their node was built (§4.3).
-        let born = match entry {
+        let born = || match entry {
             Entry::EventsDir
             | Entry::EventsFile(_)
             | Entry::SystemDir(_)
@@ -507,7 +506,7 @@ impl Filesystem for TraceFs {
         if !self.nodes.forget(ino.0, nlookup) && ino != INodeNo::ROOT {
             tracing::warn!(ino = ino.0, nlookup, "forget of an unknown inode");
         }
-        if self.nodes.get(ino.0).is_none() {
+        if self.passthrough.backing_count() > 0 && !self.nodes.contains(ino.0) {
             self.passthrough.forget(ino.0);
         }
     }

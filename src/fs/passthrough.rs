@@ -19,7 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use fuser::{BackingId, FopenFlags, ReplyOpen};
 use parking_lot::Mutex;
@@ -34,6 +34,8 @@ pub struct Passthrough {
     /// The kernel granted FUSE_PASSTHROUGH and backing files can be registered.
     enabled: AtomicBool,
     backings: Mutex<HashMap<u64, Backing>>,
+    /// `backings.len()`, readable without the lock.
+    held: AtomicUsize,
 }
 
 struct Backing {
@@ -140,6 +142,7 @@ impl Passthrough {
                         readers: HashSet::from([fh]),
                     },
                 );
+                self.held.store(backings.len(), Ordering::Relaxed);
                 id
             }
         };
@@ -158,13 +161,12 @@ impl Passthrough {
     /// The kernel forgot `ino`: no file of it is open any more, its backing can go.
     pub fn forget(&self, ino: u64) {
         let mut backings = self.backings.lock();
-        if !backings.is_empty() {
-            backings.remove(&ino);
-        }
+        backings.remove(&ino);
+        self.held.store(backings.len(), Ordering::Relaxed);
     }
 
     /// Backing files held (for `--stats`).
     pub fn backing_count(&self) -> usize {
-        self.backings.lock().len()
+        self.held.load(Ordering::Relaxed)
     }
 }

@@ -11,6 +11,11 @@
 //!   and its attributes computed before the LOOKUP/READDIRPLUS reply goes out.
 //! - **Positive entries are cached** (`--ttl`) because every removal invalidates them through
 //!   the notifier thread ([`notify`]), never from a request handler.
+//! - **Every change to a directory's children invalidates its cached listing before the change
+//!   is acknowledged**: `invalidate_dynamic_then` (events created or deleted at run time) and
+//!   `rmdir` (an instance's tree) queue the listings' `InvalInode`s ahead of the reply; mkdir
+//!   and rmdir in `instances/` reset its listing in the kernel itself. No other directory's
+//!   children ever change.
 
 pub mod entry;
 pub mod files;

@@ -98,7 +98,9 @@ impl Passthrough {
         content: impl FnOnce() -> Option<Vec<u8>>,
         reply: ReplyOpen,
     ) -> Result<(), ReplyOpen> {
-        if !self.enabled.load(Ordering::Relaxed) {
+        // An inode that has a backing keeps it (the kernel may hold a passthrough open on it),
+        // even if new backings can no longer be made.
+        if self.held.load(Ordering::Relaxed) == 0 && !self.enabled.load(Ordering::Relaxed) {
             return Err(reply);
         }
         let mut backings = self.backings.lock();
@@ -120,18 +122,21 @@ impl Passthrough {
                 b.id.clone()
             }
             None => {
-                let Some(text) = content() else {
+                let text = content().filter(|_| self.enabled.load(Ordering::Relaxed));
+                let Some(text) = text else {
                     return Err(reply);
                 };
                 let id = sealed_memfd(&text).and_then(|fd| reply.open_backing(fd));
                 let id = match id {
                     Ok(id) => Arc::new(id),
                     Err(e) => {
-                        self.enabled.store(false, Ordering::Relaxed);
-                        tracing::warn!(
-                            "FUSE passthrough unavailable ({e}): static files are read \
+                        // One line, however many opens fail at once.
+                        if self.enabled.swap(false, Ordering::Relaxed) {
+                            tracing::warn!(
+                                "FUSE passthrough unavailable ({e}): static files are read \
                              through the daemon"
-                        );
+                            );
+                        }
                         return Err(reply);
                     }
                 };

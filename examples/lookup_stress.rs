@@ -24,7 +24,9 @@ const USAGE: &str = "lookup_stress --target PATH [--threads N] [--seconds S] [--
 const HELP: &str = "Stresses lookups, readdir and churn on any tracefs root (utracefs or the \
                     kernel's) for --seconds (10) with --threads (8) workers; --block-ms (1000): \
                     a call slower than this is a \"blocked call\" anomaly; --churn: synthetic-event \
-                    churn; --instances: instance mkdir/rmdir; --drop-caches: drop the dentry \
+                    churn; --instances: instance mkdir/rmdir (both check that a listing taken right after \
+                    a create or delete returns, here and by `ls` in another process, shows it); \
+                    --drop-caches: drop the dentry \
                     and inode caches every 100 ms. Exit status: 0 clean, 1 anomalies, 2 usage or setup \
                     error.";
 const MAX_EXAMPLES: usize = 5;
@@ -264,6 +266,43 @@ impl Ctx {
         }
     }
 
+    /// Right after a create (`present`) or a delete returned, `name` must (must not) be listed
+    /// in `dir`, in this process and, every `other`-th time, by `ls` in another one: else a
+    /// "missing from listing" or "stale listing" anomaly. A deleted directory may be gone.
+    fn check_listing(&self, s: &mut Stats, dir: &Path, name: &str, present: bool, other: bool) {
+        let here = self.timed(s, "readdir", dir, || list(dir));
+        let mut seen = vec![];
+        match here {
+            Ok(names) => seen.push(("getdents", names.iter().any(|n| n == name))),
+            Err(e) => self.bad_errno("readdir", dir, &e, if present { &[] } else { OK_GONE }),
+        }
+        if other {
+            let out = std::process::Command::new("ls")
+                .args(["-1", "-U"])
+                .arg(dir)
+                .output();
+            match out {
+                Ok(o) if o.status.success() => {
+                    let text = String::from_utf8_lossy(&o.stdout);
+                    seen.push(("ls", text.lines().any(|n| n == name)));
+                }
+                // ls failed: a deleted directory that went with its last entry.
+                Ok(o) if !present => drop(o),
+                Ok(o) => self.anomaly("missing from listing", dir, &format!("ls: {}", o.status)),
+                Err(e) => self.anomaly("unexpected errno", dir, &format!("cannot run ls: {e}")),
+            }
+        }
+        for (how, listed) in seen {
+            match (present, listed) {
+                (true, false) => {
+                    self.anomaly("missing from listing", dir, &format!("{how}: {name}"))
+                }
+                (false, true) => self.anomaly("stale listing", dir, &format!("{how}: {name}")),
+                _ => {}
+            }
+        }
+    }
+
     /// Timed write of `data` to `p`, opened O_APPEND (like `echo >>`).
     fn write(&self, s: &mut Stats, p: &Path, data: &str) -> io::Result<()> {
         self.timed(s, &format!("write {data:?}"), p, || append(p, data))
@@ -450,7 +489,7 @@ fn syn_dir(base: &Path, pid: u32, k: usize) -> PathBuf {
 fn churn(c: &Ctx) {
     let mut s = Stats::new();
     let ctl = c.root.join("dynamic_events");
-    for k in (0..4).cycle() {
+    for (round, k) in (0..4).cycle().enumerate() {
         if c.stop() {
             break;
         }
@@ -464,6 +503,10 @@ fn churn(c: &Ctx) {
             c.bad_errno("create", &ctl, &e, &[]);
             continue;
         }
+        let other = round % 8 == 0;
+        for d in &dirs {
+            c.check_listing(&mut s, d.parent().unwrap(), &name, true, other);
+        }
         for p in dirs.iter().flat_map(|d| [d.clone(), d.join("format")]) {
             match c.lstat(&mut s, &p) {
                 Ok(md) => c.check_attrs(&p, &md, dirs.contains(&p), None),
@@ -474,6 +517,9 @@ fn churn(c: &Ctx) {
         if let Err(e) = c.write(&mut s, &ctl, &format!("-:synthetic/{name}\n")) {
             c.bad_errno("delete", &ctl, &e, &[]);
             continue;
+        }
+        for d in &dirs {
+            c.check_listing(&mut s, d.parent().unwrap(), &name, false, other);
         }
         for p in dirs.iter().flat_map(|d| [d.clone(), d.join("format")]) {
             match c.lstat(&mut s, &p) {
@@ -508,15 +554,19 @@ fn inst_path(c: &Ctx, k: usize) -> PathBuf {
 fn inst_churn(c: &Ctx) {
     let mut s = Stats::new();
     let probe = &c.events[0];
-    for k in (0..4).cycle() {
+    let instances = c.root.join("instances");
+    for (round, k) in (0..4).cycle().enumerate() {
         if c.stop() {
             break;
         }
         let p = inst_path(c, k);
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        let other = round % 8 == 0;
         if let Err(e) = c.timed(&mut s, "mkdir", &p, || fs::create_dir(&p)) {
             c.bad_errno("mkdir", &p, &e, &[]);
             continue;
         }
+        c.check_listing(&mut s, &instances, &name, true, other);
         let id = p.join("events").join(&probe.rel).join(&probe.files[0].0);
         match c.lstat(&mut s, &id) {
             Err(e) if errno(&e) == libc::ENOENT => c.anomaly("late create", &id, "after mkdir"),
@@ -526,7 +576,7 @@ fn inst_churn(c: &Ctx) {
         let r = retry_busy(|| c.timed(&mut s, "rmdir", &p, || fs::remove_dir(&p)));
         match r {
             Ok(()) if c.lstat(&mut s, &p).is_ok() => c.anomaly("stale hit", &p, "after rmdir"),
-            Ok(()) => {}
+            Ok(()) => c.check_listing(&mut s, &instances, &name, false, other),
             Err(e) => c.bad_errno("rmdir", &p, &e, &[]),
         }
     }

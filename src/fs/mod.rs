@@ -11,11 +11,17 @@
 //!   and its attributes computed before the LOOKUP/READDIRPLUS reply goes out.
 //! - **Positive entries are cached** (`--ttl`) because every removal invalidates them through
 //!   the notifier thread ([`notify`]), never from a request handler.
+//! - **Every change to a directory's children invalidates its cached listing before the change
+//!   is acknowledged**: `invalidate_dynamic_then` (events created or deleted at run time) and
+//!   `rmdir` (an instance's tree) queue the listings' `InvalInode`s ahead of the reply; mkdir
+//!   and rmdir in `instances/` reset its listing in the kernel itself. No other directory's
+//!   children ever change.
 
 pub mod entry;
 pub mod files;
 pub mod nodes;
 pub mod notify;
+pub mod passthrough;
 pub mod waiters;
 
 use std::ffi::OsStr;
@@ -23,7 +29,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dashmap::DashMap;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
@@ -52,6 +57,8 @@ pub struct Counters {
     pub writes: AtomicU64,
     pub write_errors: AtomicU64,
     pub parked_pipe_reads: AtomicU64,
+    /// FLUSH requests (the first is answered ENOSYS, after which the kernel sends none).
+    pub flushes: AtomicU64,
     /// Requests being handled right now (a deferred reply counts until it is handed over).
     pub in_flight: AtomicU64,
     /// Error replies by errno, for the kinds a stress run tells apart.
@@ -133,13 +140,15 @@ pub struct Core {
     pub reg: Arc<Registry>,
     pub nodes: Nodes,
     pub counters: Counters,
-    handles: DashMap<u64, Handle>,
+    handles: nodes::InoMap<Handle>,
     next_fh: AtomicU64,
     ttl: Duration,
     /// Set once the session exists (the notifier needs its channel).
     notify: std::sync::OnceLock<notify::NotifyQueue>,
     /// Blocked `trace_pipe` readers; the data path answers them when records arrive.
     pub waiters: Arc<waiters::Waiters>,
+    /// Backing files of the static files the kernel reads by itself.
+    passthrough: passthrough::Passthrough,
 }
 
 fn errno(e: i32) -> Errno {
@@ -172,11 +181,12 @@ impl Core {
             reg,
             nodes: Nodes::default(),
             counters: Counters::default(),
-            handles: DashMap::new(),
+            handles: nodes::InoMap::default(),
             next_fh: AtomicU64::new(1),
             ttl,
             waiters,
             notify: std::sync::OnceLock::new(),
+            passthrough: passthrough::Passthrough::default(),
         }
     }
 
@@ -307,7 +317,7 @@ impl Core {
     fn remember(&self, ta: &Arc<TraceArray>, entry: &Entry) -> FileAttr {
         // Entries outside eventfs carry the time their trace array was created, like tracefs;
         // eventfs entries carry the time their node was built (§4.3).
-        let born = match entry {
+        let born = || match entry {
             Entry::EventsDir
             | Entry::EventsFile(_)
             | Entry::SystemDir(_)
@@ -349,7 +359,7 @@ impl Core {
             "nodes {}\nnodes_dir {dirs}\nnodes_file {files}\nhandles {}\nevents {}\nsystems {}\n\
 overrides {}\nlookups {}\nlookup_misses {}\nforgets {}\nreaddirs {}\nopens {}\nreads {}\n\
 writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotifications {}\n\
-notifications_pending {}\n",
+notifications_pending {}\nflushes {}\nbackings {}\n",
             self.nodes.len(),
             self.handles.len(),
             self.reg.event_count(),
@@ -367,6 +377,8 @@ notifications_pending {}\n",
             self.waiters.blocked_reads(),
             get(&NOTIFY_COUNTERS.sent),
             get(&NOTIFY_COUNTERS.pending),
+            get(&c.flushes),
+            self.passthrough.backing_count(),
         ) + &self.error_stats()
     }
 
@@ -439,7 +451,8 @@ impl Filesystem for TraceFs {
             | InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_NO_OPENDIR_SUPPORT;
+            | InitFlags::FUSE_NO_OPENDIR_SUPPORT
+            | InitFlags::FUSE_PASSTHROUGH;
         let granted = match config.add_capabilities(wanted) {
             Ok(()) => wanted,
             Err(missing) => {
@@ -449,6 +462,12 @@ impl Filesystem for TraceFs {
             }
         };
         self.no_opendir = granted.contains(InitFlags::FUSE_NO_OPENDIR_SUPPORT);
+        // Passthrough needs a stacking depth of 1 (the backing memfd is on no stacked fs).
+        if granted.contains(InitFlags::FUSE_PASSTHROUGH) && config.set_max_stack_depth(1).is_ok() {
+            self.passthrough.enable();
+        } else {
+            tracing::info!("no FUSE passthrough: static files are read through the daemon");
+        }
         Ok(())
     }
 
@@ -491,6 +510,9 @@ impl Filesystem for TraceFs {
         self.counters.forgets.fetch_add(1, Ordering::Relaxed);
         if !self.nodes.forget(ino.0, nlookup) && ino != INodeNo::ROOT {
             tracing::warn!(ino = ino.0, nlookup, "forget of an unknown inode");
+        }
+        if self.passthrough.backing_count() > 0 && !self.nodes.contains(ino.0) {
+            self.passthrough.forget(ino.0);
         }
     }
 
@@ -721,6 +743,9 @@ impl Filesystem for TraceFs {
             open_flags |= FopenFlags::FOPEN_NONSEEKABLE;
         }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        // A static file's content, for the kernel to read without us (if it can).
+        let content = (pending_removed.is_empty() && passthrough::is_static(&ta, &file))
+            .then(|| (ta.clone(), file.clone()));
         self.handles.insert(
             fh,
             Handle {
@@ -731,6 +756,17 @@ impl Filesystem for TraceFs {
                 pending: Mutex::new(Vec::new()),
             },
         );
+        let reply = match content {
+            Some((ta, file)) => {
+                let read_only = flags.0 & libc::O_ACCMODE == libc::O_RDONLY;
+                let text = || files::read(&self.reg, &ta, &file).ok();
+                match self.passthrough.open(ino.0, fh, read_only, text, reply) {
+                    Ok(()) => return,
+                    Err(reply) => reply,
+                }
+            }
+            None => reply,
+        };
         if pending_removed.is_empty() {
             reply.opened(FileHandle(fh), open_flags);
         } else {
@@ -851,7 +887,7 @@ impl Filesystem for TraceFs {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
@@ -859,6 +895,9 @@ impl Filesystem for TraceFs {
         reply: ReplyEmpty,
     ) {
         if let Some((_, h)) = self.handles.remove(&fh.0) {
+            if passthrough::is_static(&h.ta, &h.file) {
+                self.passthrough.release(ino.0, fh.0);
+            }
             if h.ta.is_alive() {
                 files::release(&h.ta, &h.file);
             }
@@ -1029,8 +1068,11 @@ impl Filesystem for TraceFs {
         }
     }
 
+    /// No tracefs file acts on close(2) before its release (`free_buffer`, the pins and the
+    /// consuming readers all act on RELEASE): ENOSYS once, and the kernel sends no more FLUSH.
     fn flush(&self, _: &Request, _: INodeNo, _: FileHandle, _: LockOwner, reply: ReplyEmpty) {
-        reply.ok();
+        self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+        reply.error(Errno::ENOSYS);
     }
 
     fn fsync(&self, _: &Request, _: INodeNo, _: FileHandle, _: bool, reply: ReplyEmpty) {

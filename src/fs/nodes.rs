@@ -38,28 +38,62 @@ pub struct Node {
     pub times: Times,
 }
 
+/// Hashes the u64 keys of the adapter's tables (inode numbers, file handles) with one multiply
+/// and a fold, instead of SipHash: these keys come from the daemon, not from an attacker, and
+/// the tables are on every request's path. DashMap picks its shard from the high bits, the
+/// table its bucket from the low ones, so both halves are mixed.
+#[derive(Clone, Copy, Default)]
+pub struct InoHash;
+
+pub struct InoHasher(u64);
+
+impl std::hash::BuildHasher for InoHash {
+    type Hasher = InoHasher;
+    fn build_hasher(&self) -> InoHasher {
+        InoHasher(0)
+    }
+}
+
+impl std::hash::Hasher for InoHasher {
+    fn finish(&self) -> u64 {
+        let m = u128::from(self.0) * 0x9E37_79B9_7F4A_7C15;
+        (m as u64) ^ ((m >> 64) as u64)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+/// A concurrent table keyed by inode number or file handle.
+pub type InoMap<V> = DashMap<u64, V, InoHash>;
+
 #[derive(Default)]
 pub struct Nodes {
-    map: DashMap<u64, Node>,
+    map: InoMap<Node>,
     /// Frees since the table was last checked for shrinking.
     frees: std::sync::atomic::AtomicU64,
 }
 
 impl Nodes {
-    /// Counts one more kernel reference to `ino`, creating the node if needed; returns the
-    /// node's times.
+    /// Counts one more kernel reference to `ino`, creating the node (born at `born()`, asked
+    /// only then) if needed; returns the node's times.
     pub fn remember(
         &self,
         ino: u64,
         ta: &Arc<TraceArray>,
         entry: &Entry,
-        born: SystemTime,
+        born: impl FnOnce() -> SystemTime,
     ) -> Times {
         let mut node = self.map.entry(ino).or_insert_with(|| Node {
             ta: ta.clone(),
             entry: entry.clone(),
             nlookup: 0,
-            times: Times::at(born),
+            times: Times::at(born()),
         });
         node.nlookup += 1;
         node.times
@@ -106,6 +140,10 @@ impl Nodes {
         self.map
             .get(&ino)
             .map(|n| (n.ta.clone(), n.entry.clone(), n.times))
+    }
+
+    pub fn contains(&self, ino: u64) -> bool {
+        self.map.contains_key(&ino)
     }
 
     pub fn update_times(&self, ino: u64, f: impl FnOnce(&mut Times)) {

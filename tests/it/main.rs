@@ -9,6 +9,7 @@ mod dynamic;
 mod filters;
 mod history;
 mod instances;
+mod listings;
 mod reliability;
 mod run;
 mod snapshot;

@@ -49,6 +49,13 @@ struct Args {
     /// connector (by default they feed sched:sched_process_* and task:task_rename).
     #[arg(long)]
     no_proc_events: bool,
+    /// Record the host kernel's own events (root only): an instance of the kernel's tracefs
+    /// carries every event a clone trace array enables (see README "Kernel events").
+    #[arg(long)]
+    kernel_source: bool,
+    /// With --kernel-source: buffer_size_kb of the kernel instance (default: the kernel's).
+    #[arg(long, value_name = "KB", requires = "kernel_source")]
+    kernel_buffer_kb: Option<u64>,
 }
 
 /// Held, never released, by the one thread that ends the process.
@@ -115,6 +122,19 @@ fn run(args: Args) -> Result<(), String> {
         ),
         None => None,
     };
+    // Before the mount (a failure leaves nothing mounted), with the signals blocked (its
+    // watchdog inherits that), and dropped after the session (it removes its instance).
+    let kernel = if args.kernel_source {
+        let opts = utracefs::sources::kernel::Options {
+            buffer_kb: args.kernel_buffer_kb,
+        };
+        Some(utracefs::sources::kernel::KernelSource::start(
+            reg.clone(),
+            &opts,
+        )?)
+    } else {
+        None
+    };
     // A mount left by a daemon that died answers ENOTCONN until replaced: replace it here.
     while checked.dead {
         mount::detach_dead(&checked.path)?;
@@ -147,8 +167,15 @@ fn run(args: Args) -> Result<(), String> {
         None
     } else {
         let r = reg.clone();
+        // The kernel source records these events itself; the connector then only follows
+        // comms and `event-fork` (one record per fork, not two).
+        let records = kernel.is_none();
         match utracefs::sources::process::spawn(move |meta, ev| {
-            utracefs::sources::process::process_event(&r, meta, &ev)
+            if records {
+                utracefs::sources::process::process_event(&r, meta, &ev)
+            } else {
+                utracefs::sources::process::follow_tasks(&r, &ev)
+            }
         }) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -195,5 +222,6 @@ fn run(args: Args) -> Result<(), String> {
         let _ = mount::unmount(&mountpoint);
     }
     info!("unmounted {}", mountpoint.display());
+    drop(kernel);
     result.map_err(|e| format!("FUSE session: {e}"))
 }

@@ -549,6 +549,9 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         Trace => {
             let opts = text_opts(&st);
             drop(st);
+            if let Some(catch_up) = reg.catch_up.get() {
+                catch_up(None);
+            }
             ta.buffer.lock().trace_text(reg, None, opts)
         }
         TracePipe => String::new(),
@@ -596,6 +599,9 @@ fn read_cpu(reg: &Registry, ta: &TraceArray, cpu: usize, f: CpuFile) -> Result<S
         CpuFile::Trace => {
             let opts = text_opts(&st);
             drop(st);
+            if let Some(catch_up) = reg.catch_up.get() {
+                catch_up(Some(cpu));
+            }
             ta.buffer.lock().trace_text(reg, Some(cpu), opts)
         }
         CpuFile::TracePipe | CpuFile::TracePipeRaw => String::new(),

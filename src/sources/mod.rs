@@ -1,5 +1,7 @@
-//! Where records come from: markers, `inject` and the netlink process connector. Each
+//! Where records come from: markers, `inject`, the netlink process connector and the host
+//! kernel's own ring buffers (`kernel`, `--kernel-source`). Each
 //! builds its record and hands it to the commit path; none touches a ring buffer itself.
 pub mod inject;
+pub mod kernel;
 pub mod markers;
 pub mod process;

@@ -719,6 +719,13 @@ const EVENT_FORK: usize = crate::trace::state::option_index("event-fork");
 /// it, then its record goes to every trace array with the event enabled (`event-fork` adds a
 /// forked child of a `set_event_pid` task to the list, as the kernel does).
 pub fn process_event(reg: &Registry, meta: Meta, pe: &ProcEvent) {
+    follow_tasks(reg, pe);
+    record(reg, meta, pe);
+}
+
+/// What a message teaches without recording it: comms, and `event-fork`'s pid lists. All the
+/// connector does while the kernel source (`--kernel-source`) records these events itself.
+pub fn follow_tasks(reg: &Registry, pe: &ProcEvent) {
     use ProcEvent as P;
     let cap = reg.top.state.lock().saved_cmdlines_size as usize;
     match pe {
@@ -740,6 +747,10 @@ pub fn process_event(reg: &Registry, meta: Meta, pe: &ProcEvent) {
         }
         P::Exit { .. } => {}
     }
+}
+
+/// The message's record, to every trace array with its event enabled.
+fn record(reg: &Registry, meta: Meta, pe: &ProcEvent) {
     let (system, name) = pe.event();
     let Some(ev) = reg.find_event(system, name) else {
         return;

@@ -91,6 +91,9 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let opts = MountOptions::parse(&args.options)?;
+    if args.kernel_source {
+        utracefs::sources::kernel::check_privilege()?;
+    }
     if !(1..=MAX_THREADS).contains(&args.threads) {
         return Err(format!(
             "--threads {} is out of range: 1 to {MAX_THREADS}",

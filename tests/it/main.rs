@@ -9,6 +9,7 @@ mod dynamic;
 mod filters;
 mod history;
 mod instances;
+mod kernel_source;
 mod reliability;
 mod tree;
 mod triggers;

@@ -121,14 +121,7 @@ fn ctx(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> String {
 impl KernelSource {
     /// Creates the kernel instance and starts the threads. Root only.
     pub fn start(reg: Arc<Registry>, opts: &Options) -> Result<KernelSource, String> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(
-                "--kernel-source needs root: it makes an instance in the kernel's \
-                        tracefs and reads its ring buffers"
-                    .into(),
-            );
-        }
+        check_privilege()?;
         let root = tracefs::open_private().map_err(ctx("cannot mount the kernel's tracefs"))?;
         let name = format!("utracefs-{}", std::process::id());
         let rel = format!("instances/{name}");
@@ -260,6 +253,18 @@ impl KernelSource {
     pub fn watchdog_pid(&self) -> Option<i32> {
         self.watchdog.as_ref().map(|w| w.pid())
     }
+}
+
+/// The source needs root (the kernel's tracefs is root's): the error otherwise.
+pub fn check_privilege() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(
+            "--kernel-source needs root: it makes an instance in the kernel's tracefs and reads its ring buffers"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 impl Drop for KernelSource {

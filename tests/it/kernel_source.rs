@@ -91,7 +91,7 @@ fn forks_and_switches_come_from_the_kernel_and_follow_the_clones_state() {
     let m = start(&k, &[]);
     let kinst = kernel_instance(&k, &m);
     assert!(kinst.is_dir(), "no kernel instance: {}", m.log());
-    assert_eq!(read(&kinst.join("trace_clock")).contains("[mono]"), true);
+    assert!(read(&kinst.join("trace_clock")).contains("[mono]"));
     assert_eq!(read(&kinst.join("set_event")), "", "nothing enabled yet");
 
     // `t` records forks and switches; `f` only the fork of one pid, by its filter.

@@ -549,9 +549,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         Trace => {
             let opts = text_opts(&st);
             drop(st);
-            if let Some(catch_up) = reg.catch_up.get() {
-                catch_up(None);
-            }
+            catch_up(reg);
             ta.buffer.lock().trace_text(reg, None, opts)
         }
         TracePipe => String::new(),
@@ -665,6 +663,7 @@ pub fn open_truncate(
         }
         _ => {}
     }
+    catch_up(reg);
     let mut st = ta.state.lock();
     match file {
         File::Top(TopFile::SetEvent) => {
@@ -672,6 +671,9 @@ pub fn open_truncate(
             for serial in serials {
                 st.user_enable(serial, false);
             }
+            drop(st);
+            enables_changed(reg);
+            return Ok(());
         }
         File::Top(TopFile::ErrorLog) => st.error_log.clear(),
         File::Top(TopFile::Trace) => ta.buffer.lock().clear(None),
@@ -688,6 +690,58 @@ pub fn open_truncate(
 /// Applies one write(2); returns the count to report. Events it deletes are added to
 /// `removed` (the adapter invalidates what the kernel caches of them before replying).
 pub fn write(
+    reg: &Registry,
+    ta: &TraceArray,
+    file: &File,
+    data: &[u8],
+    pid: i32,
+    removed: &mut Vec<RemovedEvent>,
+) -> Result<usize, i32> {
+    // Late records (the kernel source's) made before this write are committed under the
+    // state they were made in: `tracing_on`, pid lists, filters, enables. Markers and
+    // `inject` catch up on their own CPU in the commit path.
+    let own_record = matches!(
+        file,
+        File::Top(TopFile::TraceMarker | TopFile::TraceMarkerRaw)
+            | File::Event(_, EventFile::Inject)
+    );
+    if !own_record {
+        catch_up(reg);
+    }
+    let result = write_file(reg, ta, file, data, pid, removed);
+    if result.is_ok() && changes_enables(file) {
+        enables_changed(reg);
+    }
+    result
+}
+
+/// Can a write to `file` change which events are enabled or in soft mode?
+fn changes_enables(file: &File) -> bool {
+    matches!(
+        file,
+        File::Top(TopFile::SetEvent)
+            | File::Events(EventsFile::Enable)
+            | File::System(_, SystemFile::Enable)
+            | File::Event(_, EventFile::Enable | EventFile::Trigger)
+    )
+}
+
+/// Brings every CPU's late records in (see `Registry::catch_up`).
+fn catch_up(reg: &Registry) {
+    if let Some(f) = reg.catch_up.get() {
+        f(None);
+    }
+}
+
+/// Tells the sources that follow the enabled events (`sources::kernel`) before the write
+/// returns, so records flow from then on.
+fn enables_changed(reg: &Registry) {
+    if let Some(f) = reg.enables_changed.get() {
+        f();
+    }
+}
+
+fn write_file(
     reg: &Registry,
     ta: &TraceArray,
     file: &File,

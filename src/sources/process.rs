@@ -712,12 +712,14 @@ fn run(
     let _ = send_op(&sock, PROC_CN_MCAST_IGNORE, ack);
 }
 
-/// `event-fork`: a forked child of a `set_event_pid` task joins the list.
+/// `event-fork`: a forked child of a `set_event_pid` (`set_event_notrace_pid`) task joins
+/// that list.
 const EVENT_FORK: usize = crate::trace::state::option_index("event-fork");
 
 /// One message of the process connector (§4 of ecosystem-tools.md): the saved comms follow
 /// it, then its record goes to every trace array with the event enabled (`event-fork` adds a
-/// forked child of a `set_event_pid` task to the list, as the kernel does).
+/// forked child of a `set_event_pid` or `set_event_notrace_pid` task to that list, as the
+/// kernel does).
 pub fn process_event(reg: &Registry, meta: Meta, pe: &ProcEvent) {
     follow_tasks(reg, pe);
     record(reg, meta, pe);
@@ -740,8 +742,12 @@ pub fn follow_tasks(reg: &Registry, pe: &ProcEvent) {
             reg.tasks.set_comm(*child_pid, child_comm, cap);
             for ta in reg.trace_arrays() {
                 let mut st = ta.state.lock();
+                // Both lists follow forks, as the kernel's `event_filter_pid_sched_process_fork`.
                 if st.options[EVENT_FORK] && st.event_pids.contains(&(*parent_pid as u32)) {
                     st.event_pids.insert(*child_pid as u32);
+                }
+                if st.options[EVENT_FORK] && st.event_notrace_pids.contains(&(*parent_pid as u32)) {
+                    st.event_notrace_pids.insert(*child_pid as u32);
                 }
             }
         }

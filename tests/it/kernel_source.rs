@@ -285,3 +285,64 @@ fn kernel_source_needs_root() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--kernel-source needs root"), "{err}");
 }
+
+/// `event-fork` adds a forked child to `set_event_notrace_pid` as well as `set_event_pid`
+/// (the kernel's `event_filter_pid_sched_process_fork` follows both lists); the clone learns
+/// forks from the process connector. Compared with a kernel instance.
+#[test]
+fn event_fork_adds_children_of_notrace_tasks_like_the_kernel() {
+    use std::io::{BufRead, Write};
+    let k = crate::common::KernelInst::new("evfork");
+    let m = Mount::new(&[]);
+    let mut sh = Command::new("sh")
+        .args(["-c", "read x; sleep 30 & echo $!; read x; kill $!"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let shell = sh.id();
+    for p in [k.p(""), m.path()] {
+        std::fs::write(p.join("options/event-fork"), "1").unwrap();
+        std::fs::write(p.join("set_event_notrace_pid"), shell.to_string()).unwrap();
+    }
+    let mut stdin = sh.stdin.take().unwrap();
+    writeln!(stdin).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sh.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let child: u32 = line.trim().parse().unwrap();
+    let listed = |p: &Path| {
+        read(&p.join("set_event_notrace_pid"))
+            .lines()
+            .any(|l| l == child.to_string())
+    };
+    assert!(listed(&k.p("")), "the kernel lists the child {child}");
+    poll("the clone lists the child", || {
+        listed(&m.path()).then_some(())
+    });
+    writeln!(stdin).unwrap();
+    sh.wait().unwrap();
+}
+
+/// As ftracetest's event tests do it: enable, let something run, turn tracing off, read. The
+/// enable reaches the kernel before the write returns, and records made before `tracing_on`
+/// went to 0 are committed under the state they were made in, though they arrive late.
+#[test]
+fn records_made_before_tracing_off_are_kept() {
+    let k = KernelTracefs::mount().unwrap();
+    let m = start(&k, &[]);
+    let kinst = kernel_instance(&k, &m);
+    std::fs::write(m.p("set_event"), "sched:sched_switch").unwrap();
+    assert_eq!(read(&kinst.join("set_event")), "sched:sched_switch\n");
+    Command::new("sleep").arg("0.01").status().unwrap();
+    std::fs::write(m.p("tracing_on"), "0").unwrap();
+    let trace = read(&m.p("trace"));
+    assert!(trace.contains("sched_switch: prev_comm="), "{trace}");
+    // Nothing comes in with tracing off.
+    let n = records(&trace).len();
+    Command::new("sleep").arg("0.2").status().unwrap();
+    assert_eq!(records(&read(&m.p("trace"))).len(), n);
+    std::fs::write(m.p("set_event"), "").unwrap();
+    assert_eq!(read(&kinst.join("set_event")), "");
+}

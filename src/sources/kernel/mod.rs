@@ -7,8 +7,10 @@
 //! held `free_buffer` with `disable_on_free` (tracing there stops the moment the daemon dies).
 //! Nothing is ever written outside that instance.
 //!
-//! - The *follower* thread keeps the instance's enabled events equal to the union of the
-//!   events any clone trace array has enabled or in soft mode, every [`TICK`]. An event is
+//! - The instance's enabled events are kept equal to the union of the events any clone trace
+//!   array has enabled or in soft mode: at once after a write that may change them
+//!   ([`Registry::enables_changed`]), so records flow when the write returns, and every
+//!   [`TICK`] by the *follower* thread (triggers change soft mode as records pass). An event is
 //!   carried only if the host's `format` has exactly the catalog's fields; one that differs,
 //!   or that the host lacks, is refused with one log line.
 //! - One *reader* thread per CPU polls `per_cpu/cpuN/trace_pipe_raw` (`buffer_percent` 50,
@@ -101,6 +103,7 @@ struct Shared {
     cpus: Vec<Mutex<CpuReader>>,
     /// Host type id → the clone's event.
     carried: RwLock<HashMap<u16, Arc<Carried>>>,
+    follower: Mutex<Follower>,
     counters: Counters,
 }
 
@@ -148,6 +151,7 @@ impl KernelSource {
                 stop: AtomicBool::new(false),
                 cpus: Vec::new(),
                 carried: RwLock::new(HashMap::new()),
+                follower: Mutex::new(Follower::default()),
                 counters: Counters::default(),
             }),
             threads: Vec::new(),
@@ -215,6 +219,12 @@ impl KernelSource {
             .cpus = cpus;
         let weak = Arc::downgrade(&self.shared);
         let _ = reg.catch_up.set(Box::new(move |cpu| catch_up(&weak, cpu)));
+        let weak = Arc::downgrade(&self.shared);
+        let _ = reg.enables_changed.set(Box::new(move || {
+            if let Some(sh) = weak.upgrade().filter(|sh| !sh.stop.load(Relaxed)) {
+                sync(&sh);
+            }
+        }));
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name)
@@ -411,54 +421,72 @@ fn kernel_overrun(inst: &OwnedFd, cpu: usize) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The follower thread: every tick, the kernel instance's enabled events follow the clone's.
+/// What the follower knows: the catalog's events, those on in the kernel instance, those
+/// refused.
+#[derive(Default)]
+struct Follower {
+    events: HashMap<u64, Arc<Event>>,
+    on: HashSet<u64>,
+    refused: HashSet<u64>,
+}
+
+/// The follower thread: every tick, the kernel instance's enabled events follow the clone's
+/// (a write that changes them also syncs at once, through [`Registry::enables_changed`]).
 fn follow(sh: &Shared) {
-    // Catalog events only: a clone's dynamic event is the clone's own, whatever the host has.
-    let events: HashMap<u64, Arc<Event>> = sh
-        .reg
-        .all_events()
-        .into_iter()
-        .filter(|e| e.dynamic.is_none() && e.enableable())
-        .map(|e| (e.serial, e))
-        .collect();
-    let (mut on, mut refused) = (HashSet::<u64>::new(), HashSet::<u64>::new());
     while !sh.stop.load(Relaxed) {
-        let mut want = HashSet::new();
-        for ta in sh.reg.trace_arrays() {
-            let st = ta.state.lock();
-            want.extend(
-                st.events
-                    .iter()
-                    .filter(|(s, e)| e.soft.is_enabled() && events.contains_key(s))
-                    .map(|(s, _)| *s),
-            );
-        }
-        for s in want.difference(&on).copied().collect::<Vec<_>>() {
-            if refused.contains(&s) {
-                continue;
-            }
-            match carry(sh, &events[&s]) {
-                Ok(()) => {
-                    on.insert(s);
-                }
-                Err(why) => {
-                    let ev = &events[&s];
-                    warn!(
-                        "kernel source: not carrying {}:{}: {why}",
-                        ev.def.system, ev.def.name
-                    );
-                    refused.insert(s);
-                }
-            }
-        }
-        for s in on.difference(&want).copied().collect::<Vec<_>>() {
-            let rel = enable_file(&events[&s]);
-            if let Err(e) = tracefs::write_at(&sh.inst, &rel, b"0", 0) {
-                warn!("kernel source: {rel}: {e}");
-            }
-            on.remove(&s);
-        }
+        sync(sh);
         std::thread::sleep(TICK);
+    }
+}
+
+/// Makes the kernel instance's enabled events the union of what the clone's trace arrays
+/// have enabled or in soft mode (catalog events only: a dynamic event is the clone's own).
+fn sync(sh: &Shared) {
+    let mut f = sh.follower.lock();
+    if f.events.is_empty() {
+        f.events = sh
+            .reg
+            .all_events()
+            .into_iter()
+            .filter(|e| e.dynamic.is_none() && e.enableable())
+            .map(|e| (e.serial, e))
+            .collect();
+    }
+    let mut want = HashSet::new();
+    for ta in sh.reg.trace_arrays() {
+        let st = ta.state.lock();
+        want.extend(
+            st.events
+                .iter()
+                .filter(|(s, e)| e.soft.is_enabled() && f.events.contains_key(s))
+                .map(|(s, _)| *s),
+        );
+    }
+    let f = &mut *f;
+    for s in want.difference(&f.on).copied().collect::<Vec<_>>() {
+        if f.refused.contains(&s) {
+            continue;
+        }
+        let ev = &f.events[&s];
+        match carry(sh, ev) {
+            Ok(()) => {
+                f.on.insert(s);
+            }
+            Err(why) => {
+                warn!(
+                    "kernel source: not carrying {}:{}: {why}",
+                    ev.def.system, ev.def.name
+                );
+                f.refused.insert(s);
+            }
+        }
+    }
+    for s in f.on.difference(&want).copied().collect::<Vec<_>>() {
+        let rel = enable_file(&f.events[&s]);
+        if let Err(e) = tracefs::write_at(&sh.inst, &rel, b"0", 0) {
+            warn!("kernel source: {rel}: {e}");
+        }
+        f.on.remove(&s);
     }
 }
 

@@ -109,11 +109,8 @@ fn main() {
     let ncpu = utracefs::ncpu();
     std::fs::write(dir.join("buffer_size_kb"), "16384").unwrap();
     std::fs::write(dir.join("set_event"), a.events.join("\n")).unwrap();
-    // Let the kernel instance follow before measuring.
-    std::thread::sleep(Duration::from_millis(500));
-    for c in 0..ncpu {
-        let _ = std::fs::read(dir.join(format!("per_cpu/cpu{c}/trace_pipe_raw")));
-    }
+    // Start from empty rings.
+    std::fs::write(dir.join("trace"), "").unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..ncpu)

@@ -373,6 +373,16 @@ const README: &str = include_str!("tracefs_readme.txt");
 
 /// The content of a file, generated from the current state.
 pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32> {
+    // What records change (`trace`, stats, soft mode set by triggers, pid lists grown by
+    // `event-fork`) shows the late records made before this read too.
+    if !matches!(
+        file,
+        File::Event(_, EventFile::Format | EventFile::Id)
+            | File::Events(EventsFile::HeaderPage | EventsFile::HeaderEvent)
+            | File::Cpu(_, CpuFile::Trace)
+    ) {
+        catch_up(reg);
+    }
     let text: String = match file {
         // Filter text is kept as written, which need not be UTF-8.
         File::Event(ev, EventFile::Filter) => {
@@ -549,7 +559,6 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         Trace => {
             let opts = text_opts(&st);
             drop(st);
-            catch_up(reg);
             ta.buffer.lock().trace_text(reg, None, opts)
         }
         TracePipe => String::new(),

@@ -346,3 +346,23 @@ fn records_made_before_tracing_off_are_kept() {
     std::fs::write(m.p("set_event"), "").unwrap();
     assert_eq!(read(&kinst.join("set_event")), "");
 }
+
+/// As ftracetest's trigger tests do it: a kernel record fires a trigger, and the next read
+/// of the clone (here `tracing_on`) shows its effect, though the record arrived late.
+#[test]
+fn a_trigger_fired_by_a_kernel_record_shows_on_the_next_read() {
+    let k = KernelTracefs::mount().unwrap();
+    let m = start(&k, &[]);
+    let fork = m.p("events/sched/sched_process_fork");
+    std::fs::write(fork.join("trigger"), "traceoff").unwrap();
+    // A trigger alone puts the event in soft mode: the kernel instance carries it.
+    let kinst = kernel_instance(&k, &m);
+    assert_eq!(read(&kinst.join("set_event")), "sched:sched_process_fork\n");
+    Command::new("sh")
+        .args(["-c", "/bin/true & wait"])
+        .status()
+        .unwrap();
+    assert_eq!(read(&m.p("tracing_on")), "0\n");
+    std::fs::write(fork.join("trigger"), "!traceoff").unwrap();
+    assert_eq!(read(&kinst.join("set_event")), "");
+}

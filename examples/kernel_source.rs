@@ -28,12 +28,15 @@ struct Args {
     events: Vec<String>,
 }
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: kernel_source [--bin PATH] [--seconds S] [--load N] [--events sys:ev,...]\n\
-         Measures records/s carried by --kernel-source, daemon CPU per record and delay."
-    );
-    std::process::exit(2)
+fn usage(code: i32) -> ! {
+    let text = "usage: kernel_source [--bin PATH] [--seconds S] [--load N] [--events sys:ev,...]\n\
+         Measures records/s carried by --kernel-source, daemon CPU per record and delay.";
+    if code == 0 {
+        println!("{text}");
+    } else {
+        eprintln!("{text}");
+    }
+    std::process::exit(code)
 }
 
 fn args() -> Args {
@@ -53,14 +56,15 @@ fn args() -> Args {
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
-        let mut v = || it.next().unwrap_or_else(|| usage());
+        let mut v = || it.next().unwrap_or_else(|| usage(2));
         match k.as_str() {
             "--bin" => a.bin = v().into(),
-            "--seconds" => a.seconds = v().parse().unwrap_or_else(|_| usage()),
-            "--load" => a.load = v().parse().unwrap_or_else(|_| usage()),
+            "--seconds" => a.seconds = v().parse().unwrap_or_else(|_| usage(2)),
+            "--load" => a.load = v().parse().unwrap_or_else(|_| usage(2)),
             "--events" => a.events = v().split(',').map(String::from).collect(),
             "--bench" => {}
-            _ => usage(),
+            "--help" | "-h" => usage(0),
+            _ => usage(2),
         }
     }
     a
@@ -92,8 +96,11 @@ fn main() {
     let a = args();
     let dir = std::env::temp_dir().join(format!("utracefs-ksbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let sock = std::env::temp_dir().join(format!("utracefs-ksbench-{}.sock", std::process::id()));
     let mut daemon = Command::new(&a.bin)
         .arg("--kernel-source")
+        .arg("--stats")
+        .arg(&sock)
         .arg(&dir)
         .stderr(Stdio::null())
         .spawn()
@@ -176,11 +183,23 @@ fn main() {
                 .find_map(|l| l.strip_prefix("overrun: ")?.parse::<u64>().ok())
         })
         .sum();
+    let mut stats = String::new();
+    if let Ok(mut c) = std::os::unix::net::UnixStream::connect(&sock) {
+        let _ = c.read_to_string(&mut stats);
+    }
+    let stat = |k: &str| {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(k)?.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (carried, kernel_lost) = (stat("kernel_records "), stat("kernel_lost "));
     let _ = std::fs::write(dir.join("set_event"), "");
     // SAFETY: signals our own child.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let _ = daemon.wait();
     let _ = std::fs::remove_dir(&dir);
+    let _ = std::fs::remove_file(&sock);
 
     delays.sort_unstable();
     let pct = |p: f64| {
@@ -194,14 +213,16 @@ fn main() {
         a.load
     );
     println!(
-        "records carried: {n} ({:.0}/s), lost by the kernel: {overrun}",
-        n as f64 / secs
+        "records carried: {carried} ({:.0}/s), lost by the kernel: {kernel_lost}; \
+         read here: {n}, overrun in the clone: {}",
+        carried as f64 / secs,
+        overrun.saturating_sub(kernel_lost)
     );
     println!(
         "daemon CPU: {:.2} s ({:.1} % of one CPU), {:.2} µs per record (includes serving trace_pipe_raw)",
         cpu as f64 / 1e9,
         cpu as f64 / 1e9 / secs * 100.0,
-        cpu as f64 / 1e3 / n.max(1) as f64
+        cpu as f64 / 1e3 / carried.max(1) as f64
     );
     println!(
         "delay (record timestamp to page read): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

@@ -69,12 +69,32 @@ pub struct Options {
     pub buffer_kb: Option<u64>,
 }
 
-/// Counters of the source (records carried, pages read, records the kernel lost).
+/// Counters of the source (records carried, pages read, records the kernel lost), served
+/// on the `--stats` socket as `kernel_records`, `kernel_pages`, `kernel_lost`.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub records: AtomicU64,
     pub pages: AtomicU64,
     pub lost: AtomicU64,
+}
+
+/// The process's one source's counters (zero without `--kernel-source`).
+pub static COUNTERS: Counters = Counters {
+    records: AtomicU64::new(0),
+    pages: AtomicU64::new(0),
+    lost: AtomicU64::new(0),
+};
+
+impl Counters {
+    /// `key value` lines for the stats socket.
+    pub fn text(&self) -> String {
+        format!(
+            "kernel_records {}\nkernel_pages {}\nkernel_lost {}\n",
+            self.records.load(Relaxed),
+            self.pages.load(Relaxed),
+            self.lost.load(Relaxed)
+        )
+    }
 }
 
 /// A host event carried into the clone.
@@ -104,7 +124,6 @@ struct Shared {
     /// Host type id → the clone's event.
     carried: RwLock<HashMap<u16, Arc<Carried>>>,
     follower: Mutex<Follower>,
-    counters: Counters,
 }
 
 /// The running source; dropping it stops it and removes the kernel instance.
@@ -152,7 +171,6 @@ impl KernelSource {
                 cpus: Vec::new(),
                 carried: RwLock::new(HashMap::new()),
                 follower: Mutex::new(Follower::default()),
-                counters: Counters::default(),
             }),
             threads: Vec::new(),
             root,
@@ -249,10 +267,6 @@ impl KernelSource {
             )?);
         }
         Ok(())
-    }
-
-    pub fn counters(&self) -> &Counters {
-        &self.shared.counters
     }
 
     /// The kernel instance's name (`utracefs-<pid>`).
@@ -358,7 +372,7 @@ fn drain(sh: &Shared, cpu: usize) {
 /// One page: its losses, then its records.
 fn page_in(sh: &Shared, r: &mut CpuReader, cpu: usize, tas: &[Arc<TraceArray>]) {
     let reg = &sh.reg;
-    sh.counters.pages.fetch_add(1, Relaxed);
+    COUNTERS.pages.fetch_add(1, Relaxed);
     let lost = match page::page_missed(&r.page) {
         page::Missed::None => 0,
         page::Missed::Count(n) => n,
@@ -369,7 +383,7 @@ fn page_in(sh: &Shared, r: &mut CpuReader, cpu: usize, tas: &[Arc<TraceArray>]) 
     };
     if lost > 0 {
         r.overrun += lost;
-        sh.counters.lost.fetch_add(lost, Relaxed);
+        COUNTERS.lost.fetch_add(lost, Relaxed);
         for ta in tas {
             if ta.state.lock().any_enabled() {
                 ta.buffer.lock().note_lost(cpu, lost);
@@ -409,7 +423,7 @@ fn page_in(sh: &Shared, r: &mut CpuReader, cpu: usize, tas: &[Arc<TraceArray>]) 
         for ta in tas {
             commit(reg, ta, &c.ev, rec, w, Some(ts), Source::Tracepoint);
         }
-        sh.counters.records.fetch_add(1, Relaxed);
+        COUNTERS.records.fetch_add(1, Relaxed);
     }
 }
 

@@ -366,3 +366,57 @@ fn a_trigger_fired_by_a_kernel_record_shows_on_the_next_read() {
     std::fs::write(fork.join("trigger"), "!traceoff").unwrap();
     assert_eq!(read(&kinst.join("set_event")), "");
 }
+
+/// One read with a large buffer: `header_page` answers only the first read.
+fn read_once(p: &Path) -> Vec<u8> {
+    let mut buf = vec![0; 1 << 16];
+    let n = std::fs::File::open(p).unwrap().read(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// An event whose fields differ between the host and the catalog is refused, with one log
+/// line however often it is enabled; the others are carried.
+#[test]
+fn an_event_whose_fields_differ_from_the_hosts_is_refused_once() {
+    let k = KernelTracefs::mount().unwrap();
+    let cat = crate::common::TempDir::new("ks-cat");
+    let ev = cat.path().join("events");
+    std::fs::create_dir_all(&ev).unwrap();
+    for h in ["header_page", "header_event"] {
+        std::fs::write(ev.join(h), read_once(&k.path().join("events").join(h))).unwrap();
+    }
+    for (name, edit) in [
+        ("sched_switch", Some(("prev_prio;", "prev_priority;"))),
+        ("sched_process_fork", None),
+    ] {
+        let dir = ev.join("sched").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["enable", "filter", "id", "trigger"] {
+            std::fs::write(dir.join(f), "").unwrap();
+        }
+        let mut format = read(&k.path().join(format!("events/sched/{name}/format")));
+        if let Some((from, to)) = edit {
+            format = format.replace(from, to);
+        }
+        std::fs::write(dir.join("format"), format).unwrap();
+    }
+    let m = Mount::new(&["--kernel-source", "--catalog", cat.path().to_str().unwrap()]);
+    let kinst = kernel_instance(&k, &m);
+    for _ in 0..2 {
+        std::fs::write(
+            m.p("set_event"),
+            "sched:sched_switch\nsched:sched_process_fork",
+        )
+        .unwrap();
+        assert_eq!(read(&kinst.join("set_event")), "sched:sched_process_fork\n");
+        std::fs::write(m.p("set_event"), "").unwrap();
+    }
+    let log = m.log();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("not carrying sched:sched_switch: its fields differ"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(refused[0].contains("prev_prio"), "{}", refused[0]);
+}

@@ -44,6 +44,13 @@ pub struct CloneArgs {
     /// root, from COMMAND's own processes under `utracefs run` otherwise).
     #[arg(long)]
     pub no_proc_events: bool,
+    /// Record the host kernel's own events (root only): an instance of the kernel's tracefs
+    /// carries every event a clone trace array enables (see README "Kernel events").
+    #[arg(long)]
+    pub kernel_source: bool,
+    /// With --kernel-source: buffer_size_kb of the kernel instance (default: the kernel's).
+    #[arg(long, value_name = "KB", requires = "kernel_source")]
+    pub kernel_buffer_kb: Option<u64>,
 }
 
 /// Each FUSE worker holds a 16 MiB request buffer and its own /dev/fuse clone; blocking reads

@@ -73,6 +73,7 @@ pub fn run(args: &CloneArgs, command: &[OsString]) -> Result<u8, String> {
     let clone = Clone::new(args)?;
     let signals = block_forwarded();
     let stats = bind_stats(args)?;
+    let kernel = clone.kernel_source()?;
     // The session ends with the process (exit closes /dev/fuse): dropping it would wait for
     // a mount that only goes with the namespace.
     std::mem::forget(build_world(&clone, stats, root)?);
@@ -124,6 +125,7 @@ pub fn run(args: &CloneArgs, command: &[OsString]) -> Result<u8, String> {
         CHILD.store(child.id() as i32, Ordering::SeqCst);
         child.wait().map_err(|e| format!("wait: {e}"))?.into_raw()
     };
+    drop(kernel);
     Ok(if libc::WIFSIGNALED(status) {
         128 + libc::WTERMSIG(status) as u8
     } else {

@@ -16,7 +16,7 @@ use super::mount::{self, MountOptions};
 use crate::events::catalog::{Catalog, Features};
 use crate::events::registry::{MountOwner, Registry};
 use crate::fs::{Core, TraceFs};
-use crate::sources::process;
+use crate::sources::{kernel, process};
 
 /// A clone ready to be served: its options checked, its registry built.
 pub struct Clone {
@@ -25,11 +25,16 @@ pub struct Clone {
     threads: usize,
     ttl: Duration,
     proc_events: bool,
+    /// `--kernel-source`: started by [`Clone::kernel_source`].
+    kernel: Option<kernel::Options>,
 }
 
 /// Checks the options that need no mount (`-o`, `--threads`); the catalog is loaded by
 /// [`Clone::new`].
 pub fn check_args(args: &CloneArgs) -> Result<MountOptions, String> {
+    if args.kernel_source {
+        kernel::check_privilege()?;
+    }
     let opts = MountOptions::parse(&args.options)?;
     if !(1..=super::MAX_THREADS).contains(&args.threads) {
         return Err(format!(
@@ -62,6 +67,9 @@ impl Clone {
             threads: args.threads,
             ttl: Duration::from_secs(args.ttl),
             proc_events: !args.no_proc_events,
+            kernel: args.kernel_source.then_some(kernel::Options {
+                buffer_kb: args.kernel_buffer_kb,
+            }),
         })
     }
 
@@ -94,14 +102,33 @@ impl Clone {
         Ok((session, core))
     }
 
+    /// With `--kernel-source`, the host kernel's records. Start it before the mount (a
+    /// failure leaves nothing mounted) with the signals blocked (its watchdog inherits that),
+    /// and drop it after the session (that removes its kernel instance).
+    pub fn kernel_source(&self) -> Result<Option<kernel::KernelSource>, String> {
+        match &self.kernel {
+            Some(opts) => kernel::KernelSource::start(self.reg.clone(), opts).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The machine's process events from the kernel's process connector, unless
     /// `--no-proc-events`; it needs root, so anyone else gets one log line and no records.
+    /// With `--kernel-source` the kernel records these events itself: the connector then only
+    /// follows comms and `event-fork` (one record per fork, not two).
     pub fn connector(&self) -> Option<process::Listener> {
         if !self.proc_events {
             return None;
         }
         let r = self.reg.clone();
-        match process::spawn(move |meta, ev| process::process_event(&r, meta, &ev)) {
+        let records = self.kernel.is_none();
+        match process::spawn(move |meta, ev| {
+            if records {
+                process::process_event(&r, meta, &ev)
+            } else {
+                process::follow_tasks(&r, &ev)
+            }
+        }) {
             Ok(l) => Some(l),
             Err(e) => {
                 let why = if e.raw_os_error() == Some(libc::EPERM) {
@@ -153,6 +180,7 @@ pub fn mount_and_serve(args: &CloneArgs, mountpoint: &Path) -> Result<(), String
     // every thread inherits the mask.
     let signals = super::signals::block_termination_signals();
     let stats = bind_stats(args)?;
+    let kernel = clone.kernel_source()?;
     // A mount left by a daemon that died answers ENOTCONN until replaced: replace it here.
     while checked.dead {
         how.detach_dead(&checked.path)?;
@@ -201,5 +229,6 @@ pub fn mount_and_serve(args: &CloneArgs, mountpoint: &Path) -> Result<(), String
         let _ = how.unmount(&mountpoint);
     }
     info!("unmounted {}", mountpoint.display());
+    drop(kernel);
     result.map_err(|e| format!("FUSE session: {e}"))
 }

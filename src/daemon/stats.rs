@@ -22,7 +22,9 @@ pub fn serve(listener: UnixListener, core: Arc<Core>) -> std::io::Result<()> {
             for conn in listener.incoming() {
                 match conn {
                     Ok(mut c) => {
-                        let _ = c.write_all(core.stats_text().as_bytes());
+                        let mut text = core.stats_text();
+                        text.push_str(&crate::sources::kernel::COUNTERS.text());
+                        let _ = c.write_all(text.as_bytes());
                     }
                     Err(e) => tracing::warn!("stats socket: {e}"),
                 }

@@ -306,6 +306,12 @@ pub struct Registry {
     pub tasks: crate::trace::tasks::Tasks,
     /// Called after records are committed (the filesystem wakes blocked readers and pollers).
     pub on_commit: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Set by a source whose records arrive late (`sources::kernel`): brings that CPU's (or
+    /// every CPU's) records in before a record is stamped now or the buffer is read.
+    pub catch_up: std::sync::OnceLock<Box<dyn Fn(Option<usize>) + Send + Sync>>,
+    /// Set by a source that follows the enabled events (`sources::kernel`): called after a
+    /// write that may have changed them, before it returns.
+    pub enables_changed: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 /// What [`Registry::remove_event`] took away.
@@ -415,6 +421,8 @@ impl Registry {
             by_name,
             tasks: Default::default(),
             on_commit: OnceLock::new(),
+            catch_up: OnceLock::new(),
+            enables_changed: OnceLock::new(),
         }
     }
 

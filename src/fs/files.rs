@@ -432,6 +432,16 @@ fn readme(reg: &Registry) -> String {
 
 /// The content of a file, generated from the current state.
 pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32> {
+    // What records change (`trace`, stats, soft mode set by triggers, pid lists grown by
+    // `event-fork`) shows the late records made before this read too.
+    if !matches!(
+        file,
+        File::Event(_, EventFile::Format | EventFile::Id)
+            | File::Events(EventsFile::HeaderPage | EventsFile::HeaderEvent)
+            | File::Cpu(_, CpuFile::Trace)
+    ) {
+        catch_up(reg);
+    }
     let text: String = match file {
         // Filter text is kept as written, which need not be UTF-8.
         File::Event(ev, EventFile::Filter) => {
@@ -661,6 +671,9 @@ fn read_cpu(reg: &Registry, ta: &TraceArray, cpu: usize, f: CpuFile) -> Result<S
         CpuFile::Trace => {
             let opts = text_opts(&st);
             drop(st);
+            if let Some(catch_up) = reg.catch_up.get() {
+                catch_up(Some(cpu));
+            }
             ta.buffer.lock().trace_text(reg, Some(cpu), opts)
         }
         CpuFile::Snapshot => {
@@ -733,6 +746,7 @@ pub fn open_truncate(
         }
         _ => {}
     }
+    catch_up(reg);
     let mut st = ta.state.lock();
     match file {
         File::Top(TopFile::SetEvent) => {
@@ -740,6 +754,9 @@ pub fn open_truncate(
             for serial in serials {
                 st.user_enable(serial, false);
             }
+            drop(st);
+            enables_changed(reg);
+            return Ok(());
         }
         File::Top(TopFile::ErrorLog) => st.error_log.clear(),
         File::Top(TopFile::Trace) => ta.buffer.lock().clear(None),
@@ -756,6 +773,58 @@ pub fn open_truncate(
 /// Applies one write(2); returns the count to report. Events it deletes are added to
 /// `removed` (the adapter invalidates what the kernel caches of them before replying).
 pub fn write(
+    reg: &Registry,
+    ta: &TraceArray,
+    file: &File,
+    data: &[u8],
+    pid: i32,
+    removed: &mut Vec<RemovedEvent>,
+) -> Result<usize, i32> {
+    // Late records (the kernel source's) made before this write are committed under the
+    // state they were made in: `tracing_on`, pid lists, filters, enables. Markers and
+    // `inject` catch up on their own CPU in the commit path.
+    let own_record = matches!(
+        file,
+        File::Top(TopFile::TraceMarker | TopFile::TraceMarkerRaw)
+            | File::Event(_, EventFile::Inject)
+    );
+    if !own_record {
+        catch_up(reg);
+    }
+    let result = write_file(reg, ta, file, data, pid, removed);
+    if result.is_ok() && changes_enables(file) {
+        enables_changed(reg);
+    }
+    result
+}
+
+/// Can a write to `file` change which events are enabled or in soft mode?
+fn changes_enables(file: &File) -> bool {
+    matches!(
+        file,
+        File::Top(TopFile::SetEvent)
+            | File::Events(EventsFile::Enable)
+            | File::System(_, SystemFile::Enable)
+            | File::Event(_, EventFile::Enable | EventFile::Trigger)
+    )
+}
+
+/// Brings every CPU's late records in (see `Registry::catch_up`).
+fn catch_up(reg: &Registry) {
+    if let Some(f) = reg.catch_up.get() {
+        f(None);
+    }
+}
+
+/// Tells the sources that follow the enabled events (`sources::kernel`) before the write
+/// returns, so records flow from then on.
+fn enables_changed(reg: &Registry) {
+    if let Some(f) = reg.enables_changed.get() {
+        f();
+    }
+}
+
+fn write_file(
     reg: &Registry,
     ta: &TraceArray,
     file: &File,

@@ -712,13 +712,22 @@ fn run(
     let _ = send_op(&sock, PROC_CN_MCAST_IGNORE, ack);
 }
 
-/// `event-fork`: a forked child of a `set_event_pid` task joins the list.
+/// `event-fork`: a forked child of a `set_event_pid` (`set_event_notrace_pid`) task joins
+/// that list.
 const EVENT_FORK: usize = crate::trace::state::option_index("event-fork");
 
 /// One message of the process connector (§4 of ecosystem-tools.md): the saved comms follow
 /// it, then its record goes to every trace array with the event enabled (`event-fork` adds a
-/// forked child of a `set_event_pid` task to the list, as the kernel does).
+/// forked child of a `set_event_pid` or `set_event_notrace_pid` task to that list, as the
+/// kernel does).
 pub fn process_event(reg: &Registry, meta: Meta, pe: &ProcEvent) {
+    follow_tasks(reg, pe);
+    record(reg, meta, pe);
+}
+
+/// What a message teaches without recording it: comms, and `event-fork`'s pid lists. All the
+/// connector does while the kernel source (`--kernel-source`) records these events itself.
+pub fn follow_tasks(reg: &Registry, pe: &ProcEvent) {
     use ProcEvent as P;
     let cap = reg.top.state.lock().saved_cmdlines_size as usize;
     match pe {
@@ -733,13 +742,21 @@ pub fn process_event(reg: &Registry, meta: Meta, pe: &ProcEvent) {
             reg.tasks.set_comm(*child_pid, child_comm, cap);
             for ta in reg.trace_arrays() {
                 let mut st = ta.state.lock();
+                // Both lists follow forks, as the kernel's `event_filter_pid_sched_process_fork`.
                 if st.options[EVENT_FORK] && st.event_pids.contains(&(*parent_pid as u32)) {
                     st.event_pids.insert(*child_pid as u32);
+                }
+                if st.options[EVENT_FORK] && st.event_notrace_pids.contains(&(*parent_pid as u32)) {
+                    st.event_notrace_pids.insert(*child_pid as u32);
                 }
             }
         }
         P::Exit { .. } => {}
     }
+}
+
+/// The message's record, to every trace array with its event enabled.
+fn record(reg: &Registry, meta: Meta, pe: &ProcEvent) {
     let (system, name) = pe.event();
     let Some(ev) = reg.find_event(system, name) else {
         return;

@@ -39,6 +39,13 @@ impl TraceBuffer {
         c.write(ts, rec, overwrite) == ringbuf::WriteOutcome::Written
     }
 
+    /// `n` records lost before they reached `cpu`'s ring (a source's own losses).
+    pub fn note_lost(&mut self, cpu: usize, n: u64) {
+        if let Some(c) = self.cpus.get_mut(cpu) {
+            c.note_lost(n);
+        }
+    }
+
     /// New sizes (`buffer_size_kb`, `buffer_subbuf_size_kb`): the kernel keeps what fits. An
     /// allocated snapshot is resized with the live rings (`__tracing_resize_ring_buffer`).
     pub fn resize(&mut self, kb: &[u64], subbuf: usize) {

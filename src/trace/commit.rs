@@ -96,6 +96,12 @@ pub fn commit(
     mono_ns: Option<u64>,
     source: Source,
 ) -> bool {
+    // A record stamped now goes after the late records of every source that catches up.
+    if mono_ns.is_none()
+        && let Some(catch_up) = reg.catch_up.get()
+    {
+        catch_up(Some(w.cpu));
+    }
     let mut st = ta.state.lock();
     let soft = st
         .events

@@ -228,6 +228,8 @@ struct Page {
     real_end: usize,
     /// The writer has left this page (padded it).
     closed: bool,
+    /// Records a source lost just before this page's first (see [`CpuBuffer::note_lost`]).
+    lost_before: u64,
 }
 
 /// Result of [`CpuBuffer::write`].
@@ -336,6 +338,10 @@ pub struct CpuBuffer {
     read_events: u64,
     lost_events: u64,
     last_overrun: u64,
+    /// Of `overrun`, the records sources lost ([`CpuBuffer::note_lost`]), reported with the
+    /// page after them rather than at the next page swap; the part not yet on a page.
+    lost_noted: u64,
+    lost_pending: u64,
 }
 
 impl CpuBuffer {
@@ -359,6 +365,8 @@ impl CpuBuffer {
             read_events: 0,
             lost_events: 0,
             last_overrun: 0,
+            lost_noted: 0,
+            lost_pending: 0,
         }
     }
 
@@ -459,14 +467,38 @@ impl CpuBuffer {
                 }
                 self.drop_head();
             }
-            self.ring.push_back(Page::default());
+            self.ring.push_back(Page {
+                lost_before: std::mem::take(&mut self.lost_pending),
+                ..Page::default()
+            });
         }
         WriteOutcome::Dropped
+    }
+
+    /// `n` records were lost before reaching this ring (a source lost them): they count as
+    /// overrun, and the next page starts after them, so a consuming read reports them
+    /// (`[LOST n EVENTS]`, the missed-events flag) just before the records that followed.
+    pub fn note_lost(&mut self, n: u64) {
+        let tail = if self.tail_on_reader {
+            self.reader.as_mut()
+        } else {
+            self.ring.back_mut()
+        };
+        if let Some(page) = tail.filter(|p| !p.data.is_empty() && !p.closed) {
+            page.real_end = page.data.len();
+            page.closed = true;
+        }
+        self.entries += n;
+        self.overrun += n;
+        self.lost_noted += n;
+        self.lost_pending += n;
     }
 
     /// Loses the head page (overwrite, shrink): its records become overrun.
     fn drop_head(&mut self) {
         if let Some(p) = self.ring.pop_front() {
+            // A source's loss before the page is now part of the overwritten stretch.
+            self.lost_noted -= p.lost_before;
             self.overrun += p.entries;
             self.entries_bytes = self.entries_bytes.saturating_sub(p.data.len() as u64);
         }
@@ -493,10 +525,15 @@ impl CpuBuffer {
             self.read_stamp = page.ts;
             self.reader = Some(page);
             self.read = 0;
-            if self.overrun != self.last_overrun {
-                self.lost_events = self.overrun - self.last_overrun;
-                self.last_overrun = self.overrun;
+            let own = self.overrun - self.lost_noted;
+            if own != self.last_overrun {
+                self.lost_events = own - self.last_overrun;
+                self.last_overrun = own;
             }
+            let noted = self.reader.as_ref().map_or(0, |p| p.lost_before);
+            self.lost_events += noted;
+            self.lost_noted -= noted;
+            self.last_overrun += noted;
         }
         false
     }
@@ -715,7 +752,8 @@ impl CpuBuffer {
         fresh.read_bytes = self.read_bytes;
         fresh.dropped = self.dropped;
         fresh.read_events = self.read_events;
-        fresh.last_overrun = self.last_overrun;
+        // The pages and their noted losses are gone: all of it is plain overrun now.
+        fresh.last_overrun = self.last_overrun + self.lost_noted;
         *self = fresh;
     }
 }
@@ -944,6 +982,21 @@ mod tests {
         let page = b.read_page(4096, false).unwrap();
         assert_eq!((u64_at(&page, 0), u64_at(&page, 8)), (61, 28 * 132 + 120));
         assert_eq!(decode_page(&page).unwrap()[0].0, 62);
+    }
+
+    #[test]
+    fn a_sources_losses_come_before_the_records_after_them() {
+        let mut b = CpuBuffer::new(4096, 8);
+        b.write(1, &rec(1), true);
+        b.write(2, &rec(2), true);
+        b.note_lost(5);
+        b.write(3, &rec(3), true);
+        let s = b.stats();
+        assert_eq!((s.entries, s.overrun, s.entries_written()), (3, 5, 8));
+        let lost: Vec<_> = std::iter::from_fn(|| b.pop())
+            .map(|p| (p.ts, p.lost))
+            .collect();
+        assert_eq!(lost, [(1, 0), (2, 0), (3, 5)]);
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! the kernel keeps them for the `trace` text. Shared by every trace array, like the kernel's.
 //!
 //! The kernel saves a task's comm while it runs with command recording on; a userspace daemon
-//! learns it from `/proc/<pid>/comm` the first time a pid records, and from the process
-//! connector (exec, comm changes) after that.
+//! learns it the first time a pid records, from what sources saw (`hint`: a record's comm
+//! fields) or else from `/proc/<pid>/comm` (once: a pid whose /proc
+//! cannot be read is not asked again), and from the process connector (exec, comm changes)
+//! after that.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -19,7 +21,15 @@ struct Inner {
     /// Pids in the order their comm was saved; the oldest is recycled past the capacity.
     order: VecDeque<i32>,
     tgids: HashMap<i32, i32>,
+    /// Comms learned from records and the process connector (`hint`), for pids that have not
+    /// recorded yet: a task's first record takes its comm from here, not from /proc.
+    hints: HashMap<i32, Box<str>>,
+    /// Pids whose /proc comm could not be read (gone): not tried again per record.
+    unreadable: std::collections::HashSet<i32>,
 }
+
+/// Most hints and unreadable pids kept (both are reset past it).
+const KNOWN_MAX: usize = 1 << 16;
 
 #[derive(Default)]
 pub struct Tasks {
@@ -34,13 +44,39 @@ impl Tasks {
 
     /// Saves the comm of `pid` if it is not known yet (read from /proc), keeping at most `cap`.
     pub fn save(&self, pid: i32, cap: usize) {
-        if self.knows(pid) {
-            return;
+        let hint = {
+            let t = self.inner.lock();
+            if pid <= 0 || t.comms.contains_key(&pid) || t.unreadable.contains(&pid) {
+                return;
+            }
+            t.hints.get(&pid).cloned()
+        };
+        if let Some(comm) = hint {
+            return self.set_comm(pid, &comm, cap);
         }
         // Read outside the lock: /proc can be slow and many writers share this table.
-        if let Some(comm) = proc_comm(pid) {
-            self.set_comm(pid, &comm, cap);
+        match proc_comm(pid) {
+            Some(comm) => self.set_comm(pid, &comm, cap),
+            None => {
+                let mut t = self.inner.lock();
+                if t.unreadable.len() >= KNOWN_MAX {
+                    t.unreadable.clear();
+                }
+                t.unreadable.insert(pid);
+            }
         }
+    }
+
+    /// A source saw `pid` named `comm` (a record's comm field): used when `pid` first
+    /// records. It never replaces a saved comm: a late source's record may be older than the
+    /// exec or rename the process connector already reported.
+    pub fn hint(&self, pid: i32, comm: &str) {
+        let mut t = self.inner.lock();
+        t.unreadable.remove(&pid);
+        if t.hints.len() >= KNOWN_MAX {
+            t.hints.clear();
+        }
+        t.hints.insert(pid, comm.into());
     }
 
     /// Records `comm` for `pid` (exec, rename, or a first sighting).
@@ -143,6 +179,24 @@ mod tests {
         t.comm_of(0, &mut s);
         t.comm_of(7, &mut s);
         assert_eq!(s, "<idle><...>");
+    }
+
+    #[test]
+    fn hints_name_tasks_proc_cannot() {
+        let t = Tasks::default();
+        // A pid no task has: /proc fails, and is not asked again.
+        let gone = 4_000_000;
+        t.save(gone, 8);
+        assert!(!t.knows(gone));
+        assert!(t.inner.lock().unreadable.contains(&gone));
+        t.hint(gone, "sh");
+        t.save(gone, 8);
+        let mut s = String::new();
+        t.comm_of(gone, &mut s);
+        assert_eq!(s, "sh");
+        // A late hint does not undo a saved comm (an exec the connector reported).
+        t.hint(gone, "bash");
+        assert_eq!(t.saved_cmdlines(), format!("{gone} sh\n"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod dynamic;
 mod filters;
 mod history;
 mod instances;
+mod kernel_source;
 mod listings;
 mod reliability;
 mod run;

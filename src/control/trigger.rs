@@ -282,6 +282,34 @@ fn parse_filter(
     Ok(Some(expr))
 }
 
+/// `(removal, command name, parameter)` of a trigger write.
+pub type Command<'a> = (bool, &'a [u8], Option<&'a [u8]>);
+
+/// `(removal, command name, parameter)` of one write(2) to a `trigger` file
+/// (`trigger_process_regex()`): `None` for a zero-length write, EINVAL for one of a page or
+/// more. The parameter is what follows the first `:`, space or tab, without leading spaces
+/// (`None` when empty).
+pub fn split_command(buf: &[u8]) -> Result<Option<Command<'_>>, i32> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if buf.len() >= PAGE_SIZE {
+        return Err(libc::EINVAL);
+    }
+    // memdup_user_nul(): C string semantics, everything after a NUL is gone.
+    let buf = match buf.iter().position(|&b| b == 0) {
+        Some(i) => &buf[..i],
+        None => buf,
+    };
+    let buf = strim(buf);
+    let (command, next) = strsep(buf, b": \t");
+    let next = next.map(skip_spaces).filter(|n| !n.is_empty());
+    Ok(Some(match command.strip_prefix(b"!") {
+        Some(n) => (true, n, next),
+        None => (false, command, next),
+    }))
+}
+
 /// Parses one write(2) to an event's `trigger` file exactly as Linux 6.18
 /// does (see the module docs for the check order).
 ///
@@ -300,23 +328,8 @@ pub fn parse_write(
     target_ok: impl Fn(&str, &str) -> bool,
     compile_filter: impl Fn(&str) -> Result<(), i32>,
 ) -> Result<TriggerWrite, i32> {
-    if buf.is_empty() {
+    let Some((remove, name, next)) = split_command(buf)? else {
         return Ok(TriggerWrite::Nothing);
-    }
-    if buf.len() >= PAGE_SIZE {
-        return Err(libc::EINVAL);
-    }
-    // memdup_user_nul(): C string semantics, everything after a NUL is gone.
-    let buf = match buf.iter().position(|&b| b == 0) {
-        Some(i) => &buf[..i],
-        None => buf,
-    };
-    let buf = strim(buf);
-    let (command, next) = strsep(buf, b": \t");
-    let next = next.map(skip_spaces).filter(|n| !n.is_empty());
-    let (remove, name) = match command.strip_prefix(b"!") {
-        Some(n) => (true, n),
-        None => (false, command),
     };
 
     let cmd = match name {

@@ -14,6 +14,7 @@
 
 pub mod entry;
 pub mod files;
+pub mod hist;
 pub mod nodes;
 pub mod notify;
 pub mod waiters;

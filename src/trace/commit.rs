@@ -130,6 +130,25 @@ pub fn commit(
         return false;
     }
     let stack = !early && fire_triggers(reg, &mut st, ev, rec, &ctx);
+    let hists = st.events.get(&ev.serial).map(|e| e.hists.clone());
+    let clock = st.trace_clock;
+    let now = || match mono_ns {
+        Some(m) => state::clock_from_mono(clock, m),
+        None => state::clock_ns(clock),
+    };
+    // Hist triggers update their maps outside the state lock (each map locks per record).
+    let hist_ts = match hists.filter(|h| !h.is_empty()) {
+        Some(hists) => {
+            drop(st);
+            let ts = now();
+            for h in hists.iter() {
+                h.update(rec, &ctx, ts, || hist_comm(reg, w.pid));
+            }
+            st = ta.state.lock();
+            Some(ts)
+        }
+        None => None,
+    };
     if !(st.tracing_on || was_on) || !cpu_traced {
         return false;
     }
@@ -145,15 +164,11 @@ pub fn commit(
         && !reg.tasks.knows(w.pid)
         && (soft.is_enabled() || st.any_enabled());
     let save_tgid = st.options[RECORD_TGID];
-    let clock = st.trace_clock;
     let cmdlines = st.saved_cmdlines_size as usize;
     drop(st);
     let stored = {
         let mut buf = ta.buffer.lock();
-        let ts = match mono_ns {
-            Some(m) => state::clock_from_mono(clock, m),
-            None => state::clock_ns(clock),
-        };
+        let ts = hist_ts.unwrap_or_else(now);
         let mut stored = keep && buf.write(w.cpu, ts, rec, overwrite);
         if stack {
             stored |= write_stack(reg, &mut buf, w, ts, overwrite);
@@ -175,13 +190,25 @@ pub fn commit(
 }
 
 /// Does any trigger of `ev` need the record (the kernel's `EVENT_FILE_FL_TRIGGER_COND`): one
-/// with an `if` filter, or a post-trigger (`stacktrace`)? Then all of them fire at commit.
+/// with an `if` filter, a post-trigger (`stacktrace`) or a `hist`? Then all of them fire at
+/// commit.
 fn needs_record(st: &TaState, ev: &Event) -> bool {
     st.events.get(&ev.serial).is_some_and(|e| {
-        e.triggers
-            .iter()
-            .any(|t| t.filter.is_some() || t.cmd == trigger::TriggerCmd::StackTrace)
+        !e.hists.is_empty()
+            || e.triggers
+                .iter()
+                .any(|t| t.filter.is_some() || t.cmd == trigger::TriggerCmd::StackTrace)
     })
+}
+
+/// The comm a new histogram entry keyed `.execname` shows (`save_comm()`).
+fn hist_comm(reg: &Registry, pid: i32) -> String {
+    let mut s = String::new();
+    reg.tasks.comm_of(pid, &mut s);
+    if s == "<...>" {
+        return crate::trace::tasks::proc_comm(pid).unwrap_or(s);
+    }
+    s
 }
 
 /// `set_event_pid`/`set_event_notrace_pid` (§10.8): is the writing task filtered out?

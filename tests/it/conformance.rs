@@ -46,13 +46,16 @@ struct Target {
 }
 
 impl Target {
-    /// The files of an event directory, in readdir order: the kernel's five, plus `inject`
-    /// on the clone (CONFIG_TRACE_EVENT_INJECT, which the reference kernel lacks).
+    /// The files of an event directory, in readdir order: the kernel's five, plus `hist` and
+    /// `inject` on the clone (CONFIG_HIST_TRIGGERS and CONFIG_TRACE_EVENT_INJECT, which the
+    /// reference kernel lacks).
     fn event_files(&self) -> &'static [&'static str] {
         if self.kernel_instance.is_some() {
             &["enable", "filter", "trigger", "format", "id"]
         } else {
-            &["enable", "filter", "trigger", "format", "id", "inject"]
+            &[
+                "enable", "filter", "trigger", "format", "id", "hist", "inject",
+            ]
         }
     }
 
@@ -1027,6 +1030,7 @@ fn eventfs_modes_are_kernel_defaults_everywhere() {
                 "enable" | "filter" | "trigger" => 0o640,
                 "format" | "id" | "header_page" | "header_event" => 0o440,
                 "inject" if t.kernel_instance.is_none() => 0o200,
+                "hist" if t.kernel_instance.is_none() => 0o440,
                 other => panic!("events/{}: unexpected file name {other}", e.rel),
             }
         };
@@ -2041,7 +2045,12 @@ fn filter_trigger_and_subsystem_filter_default_reads() {
     );
     assert_eq!(
         rs(&t.p("events/sched/sched_switch/trigger")),
-        "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n",
+        if t.kernel_instance.is_some() {
+            "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n"
+        } else {
+            "# Available triggers:\n\
+# traceon traceoff stacktrace enable_event disable_event enable_hist disable_hist hist\n"
+        },
         "scenario 37"
     );
 }
@@ -2882,8 +2891,7 @@ fn lookup_of_missing_names_is_enoent() {
         "events/nosuch",
         "events/sched/nosuch",
         "events/sched/sched_switch/nosuch",
-        "events/sched/sched_switch/hist",
-        "events/sched/sched_switch/hist",
+        "events/sched/sched_switch/hist_debug",
         "events/ftrace/enable",
         "events/ftrace/filter",
         "options/nosuch",

@@ -27,6 +27,8 @@ pub const ACTIONS_MAX: usize = 8;
 pub const BITS_DEFAULT: u32 = 11;
 pub const BITS_MIN: u32 = 7;
 pub const BITS_MAX: u32 = 17;
+/// `SYNTH_FIELDS_MAX`: parameters of one action.
+pub const SYNTH_FIELDS_MAX: usize = 64;
 /// `MAX_FILTER_STR_VAL`: the longest string key (with its NUL).
 pub const MAX_STR: usize = 256;
 /// `HIST_STACKTRACE_DEPTH`.
@@ -124,6 +126,18 @@ pub mod err {
     pub const BAD_FIELD_MODIFIER: usize = 9;
     pub const TOO_MANY_SUBEXPR: usize = 10;
     pub const TIMESTAMP_MISMATCH: usize = 11;
+    pub const SYNTH_EVENT_NOT_FOUND: usize = 17;
+    pub const SYNTH_COUNT_MISMATCH: usize = 19;
+    pub const ONX_NOT_VAR: usize = 22;
+    pub const ONX_VAR_NOT_FOUND: usize = 23;
+    pub const TOO_MANY_PARAMS: usize = 26;
+    pub const INVALID_PARAM: usize = 28;
+    pub const ACTION_NOT_FOUND: usize = 29;
+    pub const NO_SAVE_PARAMS: usize = 30;
+    pub const ACTION_MISMATCH: usize = 32;
+    pub const NO_CLOSING_PAREN: usize = 33;
+    pub const SUBSYS_NOT_FOUND: usize = 34;
+    pub const INVALID_SUBSYS_EVENT: usize = 35;
     pub const INVALID_REF_KEY: usize = 36;
     pub const VAR_NOT_FOUND: usize = 37;
     pub const FIELD_NOT_FOUND: usize = 38;
@@ -539,6 +553,8 @@ pub struct HistSpec {
     pub enable_timestamps: bool,
     /// The filter text after `if ` (compiled by the caller).
     pub filter: Option<String>,
+    /// Handlers and actions, in the order written.
+    pub actions: Vec<Action>,
 }
 
 impl HistSpec {
@@ -571,6 +587,9 @@ impl HistSpec {
     pub fn shape(&self) -> String {
         let mut s = String::new();
         self.print_fields(&mut s);
+        for a in &self.actions {
+            a.print(&mut s);
+        }
         s
     }
 
@@ -654,6 +673,9 @@ impl HistSpec {
         if self.no_hitcount {
             out.push_str(":nohitcount");
         }
+        for a in &self.actions {
+            a.print(&mut out);
+        }
         if let Some(f) = &self.filter {
             let _ = write!(out, " if {f}");
         }
@@ -669,6 +691,9 @@ impl HistSpec {
     }
 }
 
+/// `(system, event, name)` → the flags of a variable defined by some histogram.
+pub type VarLookup<'a> = dyn Fn(Option<&str>, Option<&str>, &str) -> Option<u32> + 'a;
+
 /// What the parser asks of the trace array.
 pub struct Env<'a> {
     pub fields: &'a Fields,
@@ -676,6 +701,94 @@ pub struct Env<'a> {
     pub remove: bool,
     /// Does another hist trigger of this event define variable `name`?
     pub var_exists: &'a dyn Fn(&str) -> bool,
+    /// The flags of variable `name` if a hist trigger in the trace array defines it (on
+    /// `system.event` when qualified).
+    pub var_known: &'a VarLookup<'a>,
+    /// Does event `system.event` exist (an `onmatch()` target)?
+    pub event_exists: &'a dyn Fn(&str, &str) -> bool,
+    /// The number of fields of synthetic event `name`, if it exists.
+    pub synth_fields: &'a dyn Fn(&str) -> Option<usize>,
+}
+
+/// `HANDLER_*`: when an action runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handler {
+    /// `onmatch(system.event)`: on every update of an entry.
+    OnMatch { system: String, event: String },
+    /// `onmax($var)`: when the variable exceeds the entry's maximum.
+    OnMax(String),
+    /// `onchange($var)`: when the variable changes.
+    OnChange(String),
+}
+
+/// `ACTION_*`: what an action does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActionKind {
+    /// `trace(synth,…)` or `synth(…)`: generate a synthetic event.
+    Trace,
+    /// `save(field,…)`: keep the fields of the record that set the maximum/change.
+    Save,
+    /// `snapshot()`: take a snapshot of the trace buffer.
+    Snapshot,
+}
+
+/// One handler and action (`struct action_data`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Action {
+    pub handler: Handler,
+    pub kind: ActionKind,
+    /// The word after the handler (`trace`, `save`, a synthetic event's name).
+    pub action_name: String,
+    /// `trace(<synth>,…)`: the synthetic event named as first parameter.
+    pub synth_event: Option<String>,
+    /// The parameters as written.
+    pub params: Vec<String>,
+    /// The parameters as fields (variable references or fields of this event); filled by
+    /// [`create_actions`].
+    pub args: Vec<HistField>,
+}
+
+impl Action {
+    /// The synthetic event a trace action generates.
+    pub fn synth_name(&self) -> &str {
+        self.synth_event.as_deref().unwrap_or(&self.action_name)
+    }
+
+    /// The tracked variable's name (without `$`) of `onmax()`/`onchange()`.
+    pub fn tracked_var(&self) -> Option<&str> {
+        match &self.handler {
+            Handler::OnMax(v) | Handler::OnChange(v) => Some(v.trim_start_matches('$')),
+            Handler::OnMatch { .. } => None,
+        }
+    }
+
+    /// `print_actions_spec()` for this action.
+    fn print(&self, out: &mut String) {
+        match &self.handler {
+            Handler::OnMatch { system, event } => {
+                let _ = write!(out, ":onmatch({system}.{event}).");
+            }
+            Handler::OnMax(v) => {
+                let _ = write!(out, ":onmax({v}).");
+            }
+            Handler::OnChange(v) => {
+                let _ = write!(out, ":onchange({v}).");
+            }
+        }
+        let _ = write!(out, "{}(", self.action_name);
+        if self.kind != ActionKind::Snapshot {
+            if let Some(s) = &self.synth_event {
+                out.push_str(s);
+            }
+            for (i, p) in self.params.iter().enumerate() {
+                if i > 0 || self.synth_event.is_some() {
+                    out.push(',');
+                }
+                out.push_str(p);
+            }
+        }
+        out.push(')');
+    }
 }
 
 struct Parser<'a> {
@@ -809,9 +922,10 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
         ts_in_usecs: false,
         enable_timestamps: false,
         filter,
+        actions: Vec::new(),
     };
     let mut assignments: Vec<&str> = Vec::new();
-    let mut actions = 0usize;
+    let mut action_strs: Vec<&str> = Vec::new();
     let mut rest = Some(param.as_str());
     while let Some(s) = strsep(&mut rest, &[':']) {
         if let Some(eq) = s.find('=') {
@@ -852,12 +966,12 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
             spec.cont = true;
         } else if s == "clear" {
             spec.clear = true;
-        } else if actions < ACTIONS_MAX
+        } else if action_strs.len() < ACTIONS_MAX
             && ["onmatch(", "onmax(", "onchange("]
                 .iter()
                 .any(|pre| s.starts_with(pre))
         {
-            actions += 1;
+            action_strs.push(s);
         } else {
             return Err(HistError::plain(libc::EINVAL));
         }
@@ -868,9 +982,9 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
     if spec.map_bits == 0 {
         spec.map_bits = BITS_DEFAULT;
     }
-    // Handlers and actions (onmatch/onmax/onchange) are not implemented yet.
-    if actions > 0 {
-        return Err(HistError::plain(libc::EINVAL));
+    // parse_actions()
+    for a in action_strs {
+        spec.actions.push(p.parse_action(a)?);
     }
 
     // parse_var_defs()
@@ -1041,6 +1155,111 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
 }
 
 impl Parser<'_> {
+    /// `onmatch_parse()`/`track_data_parse()` and `action_parse()`: syntax only.
+    fn parse_action(&mut self, s: &str) -> Result<Action, HistError> {
+        let (handler, rest) = if let Some(r) = s.strip_prefix("onmatch(") {
+            let mut rest = Some(r);
+            let match_event = strsep(&mut rest, &[')']).unwrap_or("");
+            let Some(rest) = rest else {
+                return Err(self.err(err::NO_CLOSING_PAREN, match_event, libc::EINVAL));
+            };
+            let mut me = Some(match_event);
+            let system = strsep(&mut me, &['.']).unwrap_or("");
+            let Some(event) = me else {
+                return Err(self.err(err::SUBSYS_NOT_FOUND, system, libc::EINVAL));
+            };
+            if !(self.env.event_exists)(system, event) {
+                return Err(self.err(err::INVALID_SUBSYS_EVENT, event, libc::EINVAL));
+            }
+            let h = Handler::OnMatch {
+                system: system.to_owned(),
+                event: event.to_owned(),
+            };
+            (h, rest)
+        } else {
+            let (r, max) = match s.strip_prefix("onmax(") {
+                Some(r) => (r, true),
+                None => (s.strip_prefix("onchange(").unwrap_or(s), false),
+            };
+            let mut rest = Some(r);
+            let var = strsep(&mut rest, &[')']).unwrap_or("");
+            let Some(rest) = rest else {
+                return Err(HistError::plain(libc::EINVAL));
+            };
+            let h = if max {
+                Handler::OnMax(var.to_owned())
+            } else {
+                Handler::OnChange(var.to_owned())
+            };
+            (h, rest)
+        };
+        // action_parse()
+        let mut rest = Some(rest);
+        strsep(&mut rest, &['.']);
+        let Some(r) = rest else {
+            return Err(self.err0(err::ACTION_NOT_FOUND, libc::EINVAL));
+        };
+        let mut rest = Some(r);
+        let action_name = strsep(&mut rest, &['(']).unwrap_or("");
+        let Some(r) = rest else {
+            return Err(self.err0(err::ACTION_NOT_FOUND, libc::EINVAL));
+        };
+        let onmatch = matches!(handler, Handler::OnMatch { .. });
+        let mut rest = Some(r);
+        let params = strsep(&mut rest, &[')']);
+        let mut action = Action {
+            handler,
+            kind: ActionKind::Trace,
+            action_name: action_name.to_owned(),
+            synth_event: None,
+            params: Vec::new(),
+            args: Vec::new(),
+        };
+        if action_name.starts_with("save") {
+            let Some(params) = params.filter(|_| rest.is_some()) else {
+                return Err(self.err0(err::NO_SAVE_PARAMS, libc::EINVAL));
+            };
+            self.parse_action_params(params, &mut action)?;
+            if onmatch {
+                return Err(self.err(err::ACTION_MISMATCH, action_name, libc::EINVAL));
+            }
+            action.kind = ActionKind::Save;
+        } else if action_name.starts_with("snapshot") {
+            if rest.is_none() {
+                return Err(self.err(err::NO_CLOSING_PAREN, params.unwrap_or(""), libc::EINVAL));
+            }
+            if onmatch {
+                return Err(self.err(err::ACTION_MISMATCH, action_name, libc::EINVAL));
+            }
+            action.kind = ActionKind::Snapshot;
+        } else {
+            let trace_keyword = action_name.starts_with("trace");
+            if let Some(params) = params {
+                self.parse_action_params(params, &mut action)?;
+            }
+            if trace_keyword && !action.params.is_empty() {
+                action.synth_event = Some(action.params.remove(0));
+            }
+        }
+        Ok(action)
+    }
+
+    /// `parse_action_params()`.
+    fn parse_action_params(&self, params: &str, action: &mut Action) -> Result<(), HistError> {
+        let mut rest = Some(params);
+        while let Some(param) = strsep(&mut rest, &[',']) {
+            if action.params.len() >= SYNTH_FIELDS_MAX {
+                return Err(self.err0(err::TOO_MANY_PARAMS, libc::EINVAL));
+            }
+            let param = param.trim_matches(is_kspace);
+            if param.len() < 2 {
+                return Err(self.err(err::INVALID_PARAM, param, libc::EINVAL));
+            }
+            action.params.push(param.to_owned());
+        }
+        Ok(())
+    }
+
     /// `__create_val_field()`.
     fn create_val_field(
         &mut self,
@@ -1177,7 +1396,10 @@ impl Parser<'_> {
 
     /// The flags of a variable a reference points at (the operand's own otherwise).
     fn var_flags(&self, f: &HistField) -> u32 {
-        if f.has(fl::VAR_REF | fl::ALIAS)
+        if !f.has(fl::VAR_REF | fl::ALIAS) {
+            return f.flags;
+        }
+        if f.system.is_none()
             && let Some(v) = self
                 .vars
                 .iter()
@@ -1185,7 +1407,8 @@ impl Parser<'_> {
         {
             return v.flags;
         }
-        f.flags
+        let (s, e) = (f.system.as_deref(), f.event.as_deref());
+        (self.env.var_known)(s, e, &f.name).unwrap_or(f.flags)
     }
 
     fn var_constant(&self, f: &HistField) -> u64 {
@@ -1285,11 +1508,12 @@ impl Parser<'_> {
             None => {
                 if var.len() >= 2 && var.starts_with('$') {
                     let name = &var[1..];
-                    let known = self
-                        .vars
-                        .iter()
-                        .any(|v| v.var_name.as_deref() == Some(name))
-                        || (self.env.var_exists)(name);
+                    let known = (system.is_none()
+                        && self
+                            .vars
+                            .iter()
+                            .any(|v| v.var_name.as_deref() == Some(name)))
+                        || (self.env.var_known)(system, event, name).is_some();
                     if !known {
                         return Err(self.err(err::VAR_NOT_FOUND, name, libc::EINVAL));
                     }
@@ -1451,6 +1675,72 @@ impl Parser<'_> {
     }
 }
 
+/// `create_actions()`: resolves each action's parameters against the histogram (its own
+/// variables, other histograms' variables, this event's fields) and checks the synthetic
+/// event. Run after `parse` once the histogram is known to be new.
+pub fn create_actions(
+    spec: &mut HistSpec,
+    param_and_filter: &str,
+    env: &Env,
+) -> Result<(), HistError> {
+    let mut p = Parser {
+        env,
+        last_cmd: last_cmd(param_and_filter),
+        enable_timestamps: false,
+        ts_in_usecs: false,
+        var_defs: Vec::new(),
+        vars: spec.vars().cloned().collect(),
+    };
+    let own_vars: Vec<String> = spec.vars().filter_map(|v| v.var_name.clone()).collect();
+    let own_var = |name: &str| own_vars.iter().any(|v| v == name);
+    let mut actions = std::mem::take(&mut spec.actions);
+    for a in &mut actions {
+        if let Some(var) = a.tracked_var().map(str::to_owned) {
+            // track_data_create(): the tracked value must be one of this histogram's variables.
+            if !a.handler_var_str().starts_with('$') {
+                return Err(p.err(err::ONX_NOT_VAR, a.handler_var_str(), libc::EINVAL));
+            }
+            if !own_var(&var) {
+                return Err(p.err(err::ONX_VAR_NOT_FOUND, a.handler_var_str(), libc::EINVAL));
+            }
+        }
+        if a.kind == ActionKind::Snapshot {
+            continue;
+        }
+        if a.kind == ActionKind::Trace {
+            let synth = a.synth_name().to_owned();
+            let Some(n_fields) = (env.synth_fields)(&synth) else {
+                return Err(p.err(err::SYNTH_EVENT_NOT_FOUND, &synth, libc::EINVAL));
+            };
+            if n_fields != a.params.len() {
+                return Err(p.err(err::SYNTH_COUNT_MISMATCH, &synth, libc::EINVAL));
+            }
+        }
+        let mut args = Vec::new();
+        for param in &a.params {
+            let mut n = 0;
+            let f = if param.contains('$') {
+                p.parse_atom(param, 0, None)?
+            } else {
+                p.parse_expr(param, 0, None, &mut n)?
+            };
+            args.push(f);
+        }
+        a.args = args;
+    }
+    spec.actions = actions;
+    Ok(())
+}
+
+impl Action {
+    fn handler_var_str(&self) -> &str {
+        match &self.handler {
+            Handler::OnMax(v) | Handler::OnChange(v) => v,
+            Handler::OnMatch { .. } => "",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1476,8 +1766,14 @@ print fmt: \"\"\n",
             fields: &f,
             remove: false,
             var_exists: &|_| false,
+            var_known: &|_, _, _| None,
+            event_exists: &|s, e| (s, e) == ("sched", "sched_waking"),
+            synth_fields: &|n| (n == "lat").then_some(2),
         };
-        parse(Some(text), &env)
+        parse(Some(text), &env).and_then(|mut s| {
+            create_actions(&mut s, text, &env)?;
+            Ok(s)
+        })
     }
 
     fn info(text: &str) -> String {
@@ -1627,6 +1923,58 @@ print fmt: \"\"\n",
         assert_eq!(
             log("keys=common_pid:a=1:b=2:a=3"),
             (libc::EINVAL, "Variable already defined", 21)
+        );
+    }
+
+    #[test]
+    fn actions_read_back_and_fail_as_the_kernels() {
+        assert_eq!(
+            info("keys=common_pid:x=bytes_req:onmatch(sched.sched_waking).lat($x,bytes_req)"),
+            "hist:keys=common_pid:vals=hitcount:x=bytes_req:sort=hitcount:size=2048:onmatch(sched.sched_waking).lat($x,bytes_req) [active]\n"
+        );
+        assert_eq!(
+            info("keys=common_pid:x=bytes_req:onmatch(sched.sched_waking).trace(lat,$x,call_site)"),
+            "hist:keys=common_pid:vals=hitcount:x=bytes_req:sort=hitcount:size=2048:onmatch(sched.sched_waking).trace(lat,$x,call_site) [active]\n"
+        );
+        assert_eq!(
+            info("keys=common_pid:x=bytes_req:onmax($x).save(call_site,bytes_req)"),
+            "hist:keys=common_pid:vals=hitcount:x=bytes_req:sort=hitcount:size=2048:onmax($x).save(call_site,bytes_req) [active]\n"
+        );
+        assert_eq!(
+            log("keys=common_pid:onmatch(nosuch.ev).lat($x)"),
+            (libc::EINVAL, "Invalid subsystem or event name", 36)
+        );
+        assert_eq!(
+            log("keys=common_pid:onmatch(sched).lat($x)"),
+            (libc::EINVAL, "Missing subsystem", 29)
+        );
+        assert_eq!(
+            log("keys=common_pid:x=1:onmatch(sched.sched_waking).nosuch($x)"),
+            (libc::EINVAL, "Couldn't find synthetic event", 53)
+        );
+        assert_eq!(
+            log("keys=common_pid:x=1:onmatch(sched.sched_waking).lat($x)"),
+            (
+                libc::EINVAL,
+                "Param count doesn't match synthetic event field count",
+                53
+            )
+        );
+        assert_eq!(
+            log("keys=common_pid:x=1:onmatch(sched.sched_waking).save($x)"),
+            (libc::EINVAL, "Handler doesn't support action", 53)
+        );
+        assert_eq!(
+            log("keys=common_pid:x=1:onmax(x).save(bytes_req)"),
+            (
+                libc::EINVAL,
+                "For onmax(x) or onchange(x), x must be a variable",
+                21
+            )
+        );
+        assert_eq!(
+            log("keys=common_pid:onmatch(sched.sched_waking)"),
+            (libc::EINVAL, "No action found", 0)
         );
     }
 

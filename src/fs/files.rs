@@ -744,7 +744,7 @@ pub fn write(
 /// mode, and an enable/disable_event trigger its target too (§5.1); removing undoes both.
 fn write_trigger(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<usize, i32> {
     if hist::is_hist_command(reg, data) {
-        return hist::write(ta, ev, data).map(|()| data.len());
+        return hist::write(reg, ta, ev, data).map(|()| data.len());
     }
     let target_ok = |s: &str, e: &str| reg.find_event(s, e).is_some_and(|t| t.enableable());
     let write = trigger::parse_write(data, target_ok, |text| {

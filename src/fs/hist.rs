@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::control::hist::{self, Env, HistError, err};
 use crate::control::trigger;
 use crate::events::registry::{Event, Registry};
-use crate::trace::hist::{HistTrigger, find_named};
+use crate::trace::hist::{HistTrigger, VarSource, find_named};
 use crate::trace::state::{TRACE_CLOCKS, TraceArray};
 
 /// Does this write name the `hist` command (and the kernel has it)? Then [`write`] takes it.
@@ -186,8 +186,72 @@ const README_HIST: &str =
 \t        save(field,...)                      - save current event fields
 ";
 
+/// The histogram of trace array `ta` that defines variable `name` (on `system.event` when
+/// qualified), and the variable's index in it.
+fn find_var(
+    reg: &Registry,
+    ta: &TraceArray,
+    system: Option<&str>,
+    event: Option<&str>,
+    name: &str,
+) -> Option<(Arc<HistTrigger>, usize)> {
+    let serial = match (system, event) {
+        (Some(s), Some(e)) => Some(reg.find_event(s, e)?.serial),
+        _ => None,
+    };
+    let st = ta.state.lock();
+    st.events
+        .iter()
+        .filter(|(s, _)| serial.is_none_or(|want| **s == want))
+        .flat_map(|(_, e)| e.hists.iter())
+        .find_map(|t| t.var_index(name).map(|i| (t.clone(), i)))
+}
+
+/// Every variable reference of `spec` (in its values and action parameters), resolved.
+fn var_sources(reg: &Registry, ta: &TraceArray, spec: &hist::HistSpec) -> Vec<VarSource> {
+    fn collect<'a>(f: &'a hist::HistField, out: &mut Vec<&'a hist::HistField>) {
+        if f.has(hist::fl::VAR_REF) {
+            out.push(f);
+        }
+        for o in &f.operands {
+            collect(o, out);
+        }
+    }
+    let mut refs = Vec::new();
+    for f in spec
+        .vals
+        .iter()
+        .chain(spec.actions.iter().flat_map(|a| a.args.iter()))
+    {
+        collect(f, &mut refs);
+    }
+    let own = |name: &str| spec.vars().any(|v| v.var_name.as_deref() == Some(name));
+    let mut out: Vec<VarSource> = Vec::new();
+    for r in refs {
+        if out
+            .iter()
+            .any(|o| o.name == r.name && o.system == r.system && o.event == r.event)
+        {
+            continue;
+        }
+        let target = if r.system.is_none() && own(&r.name) {
+            None
+        } else {
+            find_var(reg, ta, r.system.as_deref(), r.event.as_deref(), &r.name)
+                .map(|(t, i)| (t.data().clone(), i))
+        };
+        out.push(VarSource {
+            system: r.system.clone(),
+            event: r.event.clone(),
+            name: r.name.clone(),
+            target,
+        });
+    }
+    out
+}
+
 /// One `hist…` write to `ev`'s `trigger` file (see [`is_hist_command`]).
-pub fn write(ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<(), i32> {
+pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<(), i32> {
     let Ok(Some((remove, _, param))) = trigger::split_command(data) else {
         return Err(libc::EINVAL);
     };
@@ -218,28 +282,41 @@ pub fn write(ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<(), i32> {
             .iter()
             .any(|t| t.spec.vars().any(|v| v.var_name.as_deref() == Some(name)))
     };
+    let var_known = |system: Option<&str>, event: Option<&str>, name: &str| {
+        find_var(reg, ta, system, event, name).map(|(t, i)| t.data().spec().vals[i].flags)
+    };
+    let event_exists = |system: &str, event: &str| reg.find_event(system, event).is_some();
+    let synth_fields = |name: &str| {
+        reg.find_event("synthetic", name)
+            .map(|e| e.layout().fields.event_fields().len())
+    };
     let env = Env {
         fields: &layout.fields,
         remove,
         var_exists: &var_exists,
+        var_known: &var_known,
+        event_exists: &event_exists,
+        synth_fields: &synth_fields,
     };
-    let spec = hist::parse(text.as_deref(), &env).map_err(fail)?;
+    let mut spec = hist::parse(text.as_deref(), &env).map_err(fail)?;
     let filter = match &spec.filter {
         Some(f) => Some(Arc::new(super::files::compile_trigger_filter(ta, ev, f)?)),
         None => None,
     };
     let named = spec.short_name().and_then(find_named);
     // hist_trigger_match(): same fields and sort keys; the same named data, or both unnamed.
+    let shape = spec.shape();
+    let filter_text = spec.filter.clone();
     let same = |t: &HistTrigger, ignore_filter: bool| {
         let named_ok = match &named {
             Some(nd) => t.shares(nd),
             None => t.spec.name.is_none(),
         };
         named_ok
-            && t.data().spec().shape() == spec.shape()
-            && (ignore_filter || t.spec.filter == spec.filter)
+            && t.data().spec().shape() == shape
+            && (ignore_filter || t.spec.filter == filter_text)
     };
-    let named_fits = named.as_ref().map(|nd| nd.spec().shape() == spec.shape());
+    let named_fits = named.as_ref().map(|nd| nd.spec().shape() == shape);
 
     let mut st = ta.state.lock();
     let hists = st
@@ -271,6 +348,10 @@ pub fn write(ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<(), i32> {
         return Ok(());
     }
     drop(st);
+    if named.is_none() {
+        hist::create_actions(&mut spec, text.as_deref().unwrap_or(""), &env).map_err(fail)?;
+    }
+    let refs = var_sources(reg, ta, &spec);
     // hist_register_trigger()
     if named_fits == Some(false) {
         let at = spec.name.as_deref().unwrap_or("");
@@ -298,7 +379,7 @@ pub fn write(ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<(), i32> {
             }
         }
     }
-    let t = Arc::new(HistTrigger::new(spec, filter, named));
+    let t = Arc::new(HistTrigger::new(spec, filter, named, refs));
     st.with_event(ev.serial, |e| {
         e.hists = e.hists.with(t);
         e.soft.own_trigger_added();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 
 use crate::control::filter::{Filter, RecordContext};
-use crate::control::hist::{EvalContext, HistField, HistSpec, fl};
+use crate::control::hist::{ActionKind, EvalContext, Handler, HistField, HistSpec, fl};
 
 /// One part of a histogram key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -23,13 +23,39 @@ enum KeyPart {
     Stack,
 }
 
-/// One entry: the sums (hitcount first, then each value), variables, and the comm of the
-/// task that created it (for `.execname`).
+/// One entry: the sums (hitcount first, then each value), variables (`None` until set, and
+/// again once a reference read it once), the comm of the task that created it (for
+/// `.execname`), and per `onmax()`/`onchange()` action the tracked value and saved fields.
 #[derive(Clone, Debug)]
 struct Elt {
     sums: Vec<u64>,
-    vars: Vec<u64>,
+    vars: Vec<Option<u64>>,
     comm: Box<str>,
+    track: Vec<Option<(u64, Vec<ActionValue>)>>,
+}
+
+/// A value an action passes on: a number or a string field's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionValue {
+    Num(u64),
+    Str(Vec<u8>),
+}
+
+/// A synthetic event an action generates (`trace_synth()`), for the caller to commit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fired {
+    pub synth: String,
+    pub values: Vec<ActionValue>,
+}
+
+/// Where a variable reference of a histogram reads: another histogram's data and the
+/// variable's index in its values, or (`None`) this histogram's own entry.
+#[derive(Clone, Debug)]
+pub struct VarSource {
+    pub system: Option<String>,
+    pub event: Option<String>,
+    pub name: String,
+    pub target: Option<(Arc<HistData>, usize)>,
 }
 
 /// `struct tracing_map`: at most `max` entries; `hits` counts records that found or made an
@@ -58,6 +84,8 @@ pub struct HistTrigger {
     filter: Option<Arc<Filter>>,
     paused: AtomicBool,
     data: Arc<HistData>,
+    /// Resolved variable references (operands of expressions and action parameters).
+    refs: Vec<VarSource>,
 }
 
 /// Named histograms, as the kernel's global `named_triggers` list: every trigger with the
@@ -133,7 +161,12 @@ impl HistData {
 
 impl HistTrigger {
     /// A new trigger with a map of its own, or joined to the named histogram `shared`.
-    pub fn new(spec: HistSpec, filter: Option<Arc<Filter>>, shared: Option<Arc<HistData>>) -> Self {
+    pub fn new(
+        spec: HistSpec,
+        filter: Option<Arc<Filter>>,
+        shared: Option<Arc<HistData>>,
+        refs: Vec<VarSource>,
+    ) -> Self {
         let data = shared.unwrap_or_else(|| {
             let data = Arc::new(HistData {
                 spec: spec.clone(),
@@ -154,6 +187,7 @@ impl HistTrigger {
             spec,
             filter,
             data,
+            refs,
         }
     }
 
@@ -182,29 +216,33 @@ impl HistTrigger {
         &self.data
     }
 
+    /// The index of variable `name` among this histogram's values.
+    pub fn var_index(&self, name: &str) -> Option<usize> {
+        self.data
+            .spec
+            .vals
+            .iter()
+            .position(|v| v.has(fl::VAR) && v.var_name.as_deref() == Some(name))
+    }
+
     /// `event_hist_trigger()`: one record. `comm` names the writing task for a new entry.
+    /// Returns the synthetic events its actions generate.
     pub fn update(
         &self,
         rec: &[u8],
         rctx: &RecordContext,
         ts_ns: u64,
         comm: impl FnOnce() -> String,
-    ) {
+    ) -> Vec<Fired> {
         if self.is_paused() {
-            return;
+            return Vec::new();
         }
         if let Some(f) = &self.filter
             && !f.matches(rec, rctx)
         {
-            return;
+            return Vec::new();
         }
         let spec = &self.spec;
-        let ctx = EvalContext {
-            cpu: rctx.cpu,
-            ts_ns,
-            ts_in_usecs: spec.ts_in_usecs,
-            vars: &|_| 0,
-        };
         let key: Box<[KeyPart]> = spec
             .keys
             .iter()
@@ -214,16 +252,60 @@ impl HistTrigger {
                 } else if k.is_string() {
                     KeyPart::Str(k.string_of(rec).into())
                 } else {
+                    let ctx = EvalContext {
+                        cpu: rctx.cpu,
+                        ts_ns,
+                        ts_in_usecs: spec.ts_in_usecs,
+                        vars: &|_| 0,
+                    };
                     KeyPart::Num(k.eval(rec, &ctx))
                 }
             })
             .collect();
+        // resolve_var_refs(): other histograms' variables for the same key, each map locked
+        // on its own (never two at once). An unset variable means no update at all.
+        let mut ref_vals: Vec<(usize, u64)> = Vec::new();
+        for (i, r) in self.refs.iter().enumerate() {
+            let Some((data, idx)) = &r.target else {
+                continue;
+            };
+            let mut m = data.map.lock();
+            let Some(slot) = m.entries.get_mut(&key).and_then(|e| e.vars.get_mut(*idx)) else {
+                return Vec::new();
+            };
+            let Some(v) = *slot else {
+                return Vec::new();
+            };
+            if self.read_once(r) {
+                *slot = None;
+            }
+            ref_vals.push((i, v));
+        }
+        let lookup = |f: &HistField, own: &[Option<u64>]| -> u64 {
+            let i = self
+                .refs
+                .iter()
+                .position(|r| r.name == f.name && r.system == f.system && r.event == f.event);
+            match i {
+                Some(i) => match &self.refs[i].target {
+                    Some(_) => ref_vals
+                        .iter()
+                        .find(|(j, _)| *j == i)
+                        .map_or(0, |(_, v)| *v),
+                    None => self
+                        .var_index(&f.name)
+                        .and_then(|x| own.get(x).copied().flatten())
+                        .unwrap_or(0),
+                },
+                None => 0,
+            }
+        };
         let mut m = self.data.map.lock();
         let m = &mut *m;
         if !m.entries.contains_key(&key) {
             if m.entries.len() >= m.max {
                 m.drops += 1;
-                return;
+                return Vec::new();
             }
             let comm = if spec.keys.iter().any(|k| k.has(fl::EXECNAME)) {
                 comm().into()
@@ -235,25 +317,118 @@ impl HistTrigger {
                 key.clone(),
                 Elt {
                     sums: vec![0; n],
-                    vars: vec![0; n],
+                    vars: vec![None; n],
                     comm,
+                    track: vec![None; spec.actions.len()],
                 },
             );
         }
         m.hits += 1;
         let Some(elt) = m.entries.get_mut(&key) else {
-            return;
+            return Vec::new();
         };
+        let before = elt.vars.clone();
         for (i, v) in spec.vals.iter().enumerate() {
+            let ctx = EvalContext {
+                cpu: rctx.cpu,
+                ts_ns,
+                ts_in_usecs: spec.ts_in_usecs,
+                vars: &|f| lookup(f, &before),
+            };
             let x = v.eval(rec, &ctx);
             if v.has(fl::VAR) {
                 if let Some(slot) = elt.vars.get_mut(i) {
-                    *slot = x;
+                    *slot = Some(x);
                 }
             } else if let Some(slot) = elt.sums.get_mut(i) {
                 *slot = slot.wrapping_add(x);
             }
         }
+        if spec.actions.is_empty() {
+            return Vec::new();
+        }
+        // Self references must be set for the actions to run.
+        let own = elt.vars.clone();
+        let self_ok = self.refs.iter().all(|r| {
+            r.target.is_some()
+                || self
+                    .var_index(&r.name)
+                    .is_some_and(|x| own.get(x).copied().flatten().is_some())
+        });
+        if !self_ok {
+            return Vec::new();
+        }
+        let ctx = EvalContext {
+            cpu: rctx.cpu,
+            ts_ns,
+            ts_in_usecs: spec.ts_in_usecs,
+            vars: &|f| lookup(f, &own),
+        };
+        let values = |args: &[HistField]| -> Vec<ActionValue> {
+            args.iter()
+                .map(|f| {
+                    if f.is_string() {
+                        ActionValue::Str(f.string_of(rec).to_vec())
+                    } else {
+                        ActionValue::Num(f.eval(rec, &ctx))
+                    }
+                })
+                .collect()
+        };
+        let mut fired = Vec::new();
+        for (ai, a) in spec.actions.iter().enumerate() {
+            match &a.handler {
+                Handler::OnMatch { .. } => {
+                    if a.kind == ActionKind::Trace {
+                        fired.push(Fired {
+                            synth: a.synth_name().to_owned(),
+                            values: values(&a.args),
+                        });
+                    }
+                }
+                Handler::OnMax(_) | Handler::OnChange(_) => {
+                    let Some(var) = a.tracked_var().and_then(|n| self.var_index(n)) else {
+                        continue;
+                    };
+                    let Some(v) = own.get(var).copied().flatten() else {
+                        continue;
+                    };
+                    let old = elt.track[ai].as_ref().map(|t| t.0);
+                    let hit = match &a.handler {
+                        Handler::OnMax(_) => old.is_none_or(|o| v > o),
+                        _ => old != Some(v),
+                    };
+                    if !hit {
+                        continue;
+                    }
+                    let saved = match a.kind {
+                        ActionKind::Save => values(&a.args),
+                        _ => Vec::new(),
+                    };
+                    elt.track[ai] = Some((v, saved));
+                    if a.kind == ActionKind::Trace {
+                        fired.push(Fired {
+                            synth: a.synth_name().to_owned(),
+                            values: values(&a.args),
+                        });
+                    }
+                }
+            }
+        }
+        fired
+    }
+
+    /// Is reference `r` read once (an operand of an expression), so that reading it unsets
+    /// the variable (`read_once` in the kernel)?
+    fn read_once(&self, r: &VarSource) -> bool {
+        fn in_expr(f: &HistField, r: &VarSource, under_expr: bool) -> bool {
+            if f.has(fl::VAR_REF) && f.name == r.name && f.system == r.system {
+                return under_expr;
+            }
+            let expr = f.has(fl::EXPR);
+            f.operands.iter().any(|o| in_expr(o, r, expr))
+        }
+        self.spec.vals.iter().any(|v| in_expr(v, r, false))
     }
 
     /// Hits on the map so far.
@@ -306,6 +481,7 @@ impl HistTrigger {
                 out.push(' ');
                 print_val(out, &f.field_name(0), f.flags, e.sums[i], total[i], max[i]);
             }
+            print_actions(spec, e, out);
             out.push('\n');
         }
         let _ = write!(
@@ -453,6 +629,41 @@ fn print_key(spec: &HistSpec, key: &[KeyPart], e: &Elt, out: &mut String) {
     out.push('}');
 }
 
+/// `print_actions()`/`track_data_print()`: an entry's `onmax()`/`onchange()` state.
+fn print_actions(spec: &HistSpec, e: &Elt, out: &mut String) {
+    for (ai, a) in spec.actions.iter().enumerate() {
+        if a.kind == ActionKind::Snapshot {
+            continue;
+        }
+        let label = match a.handler {
+            Handler::OnMax(_) => "max",
+            Handler::OnChange(_) => "changed",
+            Handler::OnMatch { .. } => continue,
+        };
+        let (v, saved) = match &e.track[ai] {
+            Some((v, s)) => (*v, s.as_slice()),
+            None => (0, &[][..]),
+        };
+        let _ = write!(out, "\n\t{label}: {v:>10}");
+        if a.kind != ActionKind::Save {
+            continue;
+        }
+        for (i, p) in a.params.iter().enumerate() {
+            match saved.get(i) {
+                Some(ActionValue::Str(b)) => {
+                    let _ = write!(out, "  {p}: {:<32}", String::from_utf8_lossy(b));
+                }
+                Some(ActionValue::Num(n)) => {
+                    let _ = write!(out, "  {p}: {n:>10}");
+                }
+                None => {
+                    let _ = write!(out, "  {p}: {:>10}", 0);
+                }
+            }
+        }
+    }
+}
+
 /// `__get_percentage()`: 100 times the percentage, `u32::MAX` for an undefined one.
 fn percentage(val: u64, total: u64) -> u32 {
     if total == 0 {
@@ -519,8 +730,11 @@ print fmt: \"\"\n",
             fields: &f,
             remove: false,
             var_exists: &|_| false,
+            var_known: &|_, _, _| None,
+            event_exists: &|_, _| false,
+            synth_fields: &|_| None,
         };
-        HistTrigger::new(parse(Some(text), &env).unwrap(), None, None)
+        HistTrigger::new(parse(Some(text), &env).unwrap(), None, None, Vec::new())
     }
 
     fn rec(pid: i32, lat: i32, comm: &str) -> Vec<u8> {

@@ -27,8 +27,8 @@ struct Args {
     #[arg(long)]
     catalog: Option<PathBuf>,
     /// With --catalog: also offer what utracefs has beyond the catalog's kernel:
-    /// synthetic_events and `s:` in dynamic_events, `u:` user events, and an `inject` file in
-    /// every event that can be enabled. Always on with the embedded catalog.
+    /// synthetic_events and `s:` in dynamic_events, `u:` user events, an `inject` file in
+    /// every event that can be enabled, and hist triggers. Always on with the embedded catalog.
     #[arg(long)]
     extras: bool,
     /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8).

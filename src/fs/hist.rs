@@ -326,6 +326,17 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
         .unwrap_or_default();
     if remove {
         if let Some(i) = hists.iter().position(|t| same(t, false)) {
+            // hist_trigger_check_refs(): its variables are still read by another histogram.
+            let victim = hists.iter().nth(i).map(|t| t.data().clone());
+            let referenced = victim.is_some_and(|d| {
+                st.events
+                    .values()
+                    .flat_map(|e| e.hists.iter())
+                    .any(|t| !t.shares(&d) && t.references(&d))
+            });
+            if referenced {
+                return Err(libc::EBUSY);
+            }
             st.with_event(ev.serial, |e| {
                 e.hists = e.hists.without(i);
                 e.soft.own_trigger_removed();

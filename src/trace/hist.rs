@@ -207,6 +207,13 @@ impl HistTrigger {
         m.drops = 0;
     }
 
+    /// Does this trigger read variables of `data` (another histogram)?
+    pub fn references(&self, data: &Arc<HistData>) -> bool {
+        self.refs
+            .iter()
+            .any(|r| r.target.as_ref().is_some_and(|(d, _)| Arc::ptr_eq(d, data)))
+    }
+
     /// Does this trigger share its data with `data`?
     pub fn shares(&self, data: &Arc<HistData>) -> bool {
         Arc::ptr_eq(&self.data, data)

@@ -441,13 +441,27 @@ hist:keys=common_pid:vals=hitcount:lat=common_timestamp.usecs-$ts0:sort=hitcount
         lines[at + 1].ends_with("tracing_mark_write: end"),
         "{trace}"
     );
-    // The variable cannot go while referenced? The kernel refuses with EBUSY; removing the
-    // referencing histogram first works.
+    // A histogram whose variable another reads cannot go (EBUSY); the reader first can.
+    assert_eq!(
+        i.w(
+            &trig,
+            "!hist:keys=common_pid:ts0=common_timestamp.usecs if buf == \"start\""
+        ),
+        Err(libc::EBUSY)
+    );
     assert!(
         i.w(&trig, "!hist:keys=common_pid:lat=common_timestamp.usecs-$ts0:onmatch(ftrace.print).latency($lat) if buf == \"end\"")
             .is_ok()
     );
     assert_eq!(i.r(&trig).lines().count(), 1);
+    assert!(
+        i.w(
+            &trig,
+            "!hist:keys=common_pid:ts0=common_timestamp.usecs if buf == \"start\""
+        )
+        .is_ok()
+    );
+    assert!(i.r(&trig).starts_with("# Available triggers:"));
 }
 
 #[test]

@@ -6,16 +6,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # What the tests run through the mount: find, tar, ls, du, dd, cat, stat, sh, bash, sleep, unshare,
-# and trace-cmd, which records from the mount and decodes our trace_pipe_raw pages.
+# setpriv and useradd (tests/it/run.rs runs things as a user it creates), trace-cmd, which
+# records from the mount and decodes our trace_pipe_raw pages, and what `utracefs run` is
+# tested with: bpftrace, perf, and fusermount3 for a normal user's mount.
 need=()
-for tool in find tar ls du dd cat stat sh bash sleep unshare trace-cmd; do
+for tool in find tar ls du dd cat stat sh bash sleep unshare setpriv useradd trace-cmd bpftrace \
+  perf fusermount3; do
   command -v "$tool" >/dev/null || need+=("$tool")
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing what provides: ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq findutils tar coreutils dash bash util-linux trace-cmd >/dev/null
+  apt-get install -y -qq findutils tar coreutils dash bash util-linux passwd trace-cmd bpftrace \
+    linux-perf fuse3 >/dev/null
 fi
 [ -e /dev/fuse ] || modprobe fuse
 

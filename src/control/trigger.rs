@@ -34,6 +34,31 @@ pub const PAGE_SIZE: usize = 4096;
 pub const AVAILABLE_TRIGGERS: &str =
     "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n";
 
+/// What an event's `trigger` file reads with no triggers, on a kernel with or without the
+/// snapshot buffer and hist triggers: the commands in the kernel's registration order
+/// (`register_trigger_cmds`).
+pub fn available_triggers(snapshot: bool, hist: bool) -> String {
+    let mut out = String::from("# Available triggers:\n#");
+    for (name, offered) in [
+        ("traceon", true),
+        ("traceoff", true),
+        ("snapshot", snapshot),
+        ("stacktrace", true),
+        ("enable_event", true),
+        ("disable_event", true),
+        ("enable_hist", hist),
+        ("disable_hist", hist),
+        ("hist", hist),
+    ] {
+        if offered {
+            out.push(' ');
+            out.push_str(name);
+        }
+    }
+    out.push('\n');
+    out
+}
+
 /// One trigger command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TriggerCmd {
@@ -43,6 +68,8 @@ pub enum TriggerCmd {
     TraceOff,
     /// `stacktrace`: records a kernel stack trace.
     StackTrace,
+    /// `snapshot`: swaps the live buffer with the snapshot buffer (`crate::trace::snapshot`).
+    Snapshot,
     /// `enable_event:<system>:<event>`: soft-enables the target.
     EnableEvent {
         /// Target subsystem.
@@ -67,6 +94,8 @@ pub enum TriggerKind {
     OnOff,
     /// `stacktrace`.
     StackTrace,
+    /// `snapshot`.
+    Snapshot,
     /// `enable_event` and `disable_event` (one type, keyed by target).
     Enable,
 }
@@ -78,6 +107,7 @@ impl TriggerCmd {
             TriggerCmd::TraceOn => "traceon",
             TriggerCmd::TraceOff => "traceoff",
             TriggerCmd::StackTrace => "stacktrace",
+            TriggerCmd::Snapshot => "snapshot",
             TriggerCmd::EnableEvent { .. } => "enable_event",
             TriggerCmd::DisableEvent { .. } => "disable_event",
         }
@@ -88,6 +118,7 @@ impl TriggerCmd {
         match self {
             TriggerCmd::TraceOn | TriggerCmd::TraceOff => TriggerKind::OnOff,
             TriggerCmd::StackTrace => TriggerKind::StackTrace,
+            TriggerCmd::Snapshot => TriggerKind::Snapshot,
             TriggerCmd::EnableEvent { .. } | TriggerCmd::DisableEvent { .. } => TriggerKind::Enable,
         }
     }
@@ -333,10 +364,11 @@ pub fn parse_write(
     };
 
     let cmd = match name {
-        b"traceon" | b"traceoff" | b"stacktrace" => {
+        b"traceon" | b"traceoff" | b"stacktrace" | b"snapshot" => {
             let cmd = match name {
                 b"traceon" => TriggerCmd::TraceOn,
                 b"traceoff" => TriggerCmd::TraceOff,
+                b"snapshot" => TriggerCmd::Snapshot,
                 _ => TriggerCmd::StackTrace,
             };
             let (param, filter) = separate_filter(next, false)?;
@@ -461,10 +493,11 @@ pub fn render_one(t: &Trigger, out: &mut String) {
     out.push('\n');
 }
 
-/// What the `trigger` file reads (§8.1).
-pub fn render(list: &TriggerList) -> String {
+/// What the `trigger` file reads (§8.1) on a kernel with (`snapshot`) or without the snapshot
+/// buffer.
+pub fn render(list: &TriggerList, snapshot: bool) -> String {
     if list.is_empty() {
-        return AVAILABLE_TRIGGERS.to_owned();
+        return available_triggers(snapshot, false);
     }
     let mut out = String::new();
     for t in list.iter() {
@@ -612,6 +645,8 @@ pub enum Action {
     TracingOff,
     /// Record a stack trace.
     StackTrace,
+    /// Take a snapshot.
+    Snapshot,
     /// The target was soft-enabled.
     EnabledTarget,
     /// The target was soft-disabled.
@@ -646,6 +681,7 @@ pub fn fire(t: &mut Trigger, tracing_on: &mut bool, target: Option<&mut SoftStat
             }
         }
         TriggerCmd::StackTrace => Action::StackTrace,
+        TriggerCmd::Snapshot => Action::Snapshot,
         TriggerCmd::EnableEvent { .. } | TriggerCmd::DisableEvent { .. } => {
             let want = matches!(t.cmd, TriggerCmd::EnableEvent { .. });
             let Some(target) = target else {
@@ -769,12 +805,44 @@ mod tests {
     }
 
     #[test]
+    fn snapshot_parses_like_traceon() {
+        assert_eq!(
+            p(b"snapshot:3 if pid == 1\n"),
+            Ok(TriggerWrite::Add(Trigger {
+                cmd: TriggerCmd::Snapshot,
+                count: Some(3),
+                filter: Some("pid == 1".into()),
+            }))
+        );
+        assert_eq!(
+            p(b"!snapshot:abc"),
+            Ok(TriggerWrite::Remove(Trigger::new(TriggerCmd::Snapshot)))
+        );
+        let mut l = TriggerList::new();
+        l.add(Trigger::new(TriggerCmd::Snapshot)).unwrap();
+        assert_eq!(l.add(Trigger::new(TriggerCmd::Snapshot)), Err(libc::EEXIST));
+        assert_eq!(l.add(Trigger::new(TriggerCmd::TraceOn)), Ok(()));
+        assert_eq!(render(&l, true), "traceon:unlimited\nsnapshot:unlimited\n");
+        assert_eq!(
+            render(&TriggerList::new(), true),
+            "# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event disable_event\n"
+        );
+        assert_eq!(available_triggers(false, false), AVAILABLE_TRIGGERS);
+        assert_eq!(
+            available_triggers(true, true),
+            "# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event \
+             disable_event enable_hist disable_hist hist\n"
+        );
+    }
+
+    #[test]
     fn parse_rejects() {
         use libc::{EINVAL, ERANGE};
         let cases: &[(&[u8], i32)] = &[
             (b"bogus", EINVAL),
             (b"TRACEON", EINVAL),
-            (b"snapshot", EINVAL),
+            (b"snapshot+1", EINVAL),
+            (b"snapshot:x", EINVAL),
             (b"hist:keys=pid", EINVAL),
             (b"traceon if", EINVAL),
             (b"stacktrace if", EINVAL),
@@ -865,10 +933,13 @@ mod tests {
     #[test]
     fn rows_37_to_40() {
         let mut l = TriggerList::new();
-        assert_eq!(render(&l), AVAILABLE_TRIGGERS); // 37
+        assert_eq!(render(&l, false), AVAILABLE_TRIGGERS); // 37
         apply(&mut l, b"traceoff\n").unwrap();
         apply(&mut l, b"stacktrace:3\n").unwrap();
-        assert_eq!(render(&l), "stacktrace:count=3\ntraceoff:unlimited\n"); // 38
+        assert_eq!(
+            render(&l, false),
+            "stacktrace:count=3\ntraceoff:unlimited\n"
+        ); // 38
         assert_eq!(apply(&mut l, b"traceon\n"), Err(libc::EEXIST)); // 39
         assert_eq!(apply(&mut l, b"traceon:2\n"), Err(libc::EEXIST));
         // filter errors win over EEXIST
@@ -877,7 +948,7 @@ mod tests {
             assert_eq!(apply(&mut l, w), Ok(())); // 40
         }
         assert!(l.is_empty());
-        assert_eq!(render(&l), AVAILABLE_TRIGGERS);
+        assert_eq!(render(&l, false), AVAILABLE_TRIGGERS);
         // `!traceon` removes a traceoff trigger (same type)
         apply(&mut l, b"traceoff").unwrap();
         apply(&mut l, b"!traceon").unwrap();
@@ -898,17 +969,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            render(&l),
+            render(&l, false),
             "disable_event:sched:sched_wakeup_new:count=16 if ip == 1\n\
              enable_event:sched:sched_process_hang:unlimited\n"
         );
         apply(&mut l, b"!disable_event:sched:sched_process_hang").unwrap();
         assert_eq!(
-            render(&l),
+            render(&l, false),
             "disable_event:sched:sched_wakeup_new:count=16 if ip == 1\n"
         );
         apply(&mut l, b"!enable_event:sched:sched_wakeup_new").unwrap();
-        assert_eq!(render(&l), AVAILABLE_TRIGGERS);
+        assert_eq!(render(&l, false), AVAILABLE_TRIGGERS);
         // live: one event carries four triggers of different slots
         for w in [
             &b"enable_event:sched:sched_wakeup_new"[..],
@@ -919,7 +990,7 @@ mod tests {
             apply(&mut l, w).unwrap();
         }
         assert_eq!(
-            render(&l),
+            render(&l, false),
             "stacktrace:unlimited\ndisable_event:sched:sched_switch:unlimited\n\
              traceoff:unlimited\nenable_event:sched:sched_wakeup_new:unlimited\n"
         );

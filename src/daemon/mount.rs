@@ -1,5 +1,6 @@
 //! Mounting and unmounting: checks on the mount point with clear errors, mount(2) of a FUSE
-//! filesystem of type `fuse.tracefs`, and recovery of a dead one.
+//! filesystem of type `fuse.tracefs` by root or fusermount3 for everyone else ([`Mounter`]),
+//! and recovery of a dead one.
 //!
 //! If the daemon dies without unmounting (SIGKILL, crash), its mount stays in place on purpose:
 //! the kernel aborts a FUSE connection when the last /dev/fuse descriptor closes (only the
@@ -29,10 +30,12 @@ pub struct MountOptions {
 }
 
 impl Default for MountOptions {
+    /// Everything owned by the user who mounts (root for a tracefs-like mount by root).
     fn default() -> Self {
         MountOptions {
-            uid: 0,
-            gid: 0,
+            // SAFETY: getuid/getgid cannot fail.
+            uid: unsafe { libc::getuid() },
+            gid: unsafe { libc::getgid() },
             mode: 0o700,
             allow_other: false,
             over: false,
@@ -149,17 +152,85 @@ fn canonical_parent(path: &Path) -> std::io::Result<PathBuf> {
     Ok(parent.canonicalize()?.join(name))
 }
 
-/// Lazily unmounts the dead utracefs mount on top at `path` (fds still open on it keep failing
-/// with ENOTCONN until closed).
-pub fn detach_dead(path: &Path) -> Result<(), String> {
-    let target = cstr(path)?;
+/// How this user mounts: root calls mount(2) itself, anyone else has the setuid fusermount3 do
+/// it, as every FUSE file system does.
+#[derive(Clone, Debug)]
+pub enum Mounter {
+    Direct,
+    Fusermount(PathBuf),
+}
+
+impl Mounter {
+    /// The way open to the calling user, or one line saying what is missing: /dev/fuse that
+    /// this user may open, fusermount3.
+    pub fn for_this_user() -> Result<Mounter, String> {
+        if super::is_root() {
+            return Ok(Mounter::Direct);
+        }
+        check_dev_fuse()?;
+        crate::daemon::fusermount::find().map(Mounter::Fusermount)
+    }
+
+    /// Mounts a fresh FUSE connection on `path`; returns its /dev/fuse descriptor.
+    pub fn mount(&self, path: &Path, opts: &MountOptions) -> Result<OwnedFd, String> {
+        match self {
+            Mounter::Direct => mount(path, opts),
+            Mounter::Fusermount(bin) => crate::daemon::fusermount::mount(bin, path, opts),
+        }
+    }
+
+    /// Unmounts `path`, lazily if it is busy; nothing if no utracefs mount is on top there.
+    pub fn unmount(&self, path: &Path) -> std::io::Result<()> {
+        if !is_mounted(path) {
+            return Ok(());
+        }
+        match self {
+            Mounter::Direct => unmount(path),
+            Mounter::Fusermount(bin) => crate::daemon::fusermount::unmount(bin, path),
+        }
+    }
+
+    /// Lazily unmounts the dead utracefs mount on top at `path` (fds still open on it keep
+    /// failing with ENOTCONN until closed).
+    pub fn detach_dead(&self, path: &Path) -> Result<(), String> {
+        let detached = match self {
+            Mounter::Direct => detach(path),
+            Mounter::Fusermount(bin) => crate::daemon::fusermount::unmount(bin, path),
+        };
+        detached.map_err(|e| format!("cannot unmount the dead mount on {}: {e}", path.display()))
+    }
+}
+
+/// Can this user open /dev/fuse for reading and writing? One line saying what to do if not.
+pub fn check_dev_fuse() -> Result<(), String> {
+    // SAFETY: access(2) on a constant path.
+    if unsafe { libc::access(c"/dev/fuse".as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    Err(match e.raw_os_error() {
+        Some(libc::ENOENT) => {
+            "cannot open /dev/fuse: it does not exist (as root: `modprobe fuse`)".to_string()
+        }
+        Some(libc::EACCES | libc::EPERM) => {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata("/dev/fuse").map_or(0, |m| m.permissions().mode());
+            format!(
+                "cannot open /dev/fuse: permission denied (its mode is {:04o}; as root, \
+                 `chmod 0666 /dev/fuse` lets every user mount FUSE, as udev does)",
+                mode & 0o7777
+            )
+        }
+        _ => format!("cannot open /dev/fuse: {e}"),
+    })
+}
+
+/// Lazily unmounts whatever is on top at `path`.
+fn detach(path: &Path) -> std::io::Result<()> {
+    let target = cstr(path).map_err(std::io::Error::other)?;
     // SAFETY: valid C string.
     if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
-        return Err(format!(
-            "cannot unmount the dead mount on {}: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ));
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
@@ -190,15 +261,14 @@ fn cstr(path: &Path) -> Result<CString, String> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| "path contains a NUL byte".to_string())
 }
 
-/// Opens /dev/fuse and mounts it on `path`; returns the FUSE channel fd.
+/// Opens /dev/fuse and mounts it on `path` with mount(2); returns the FUSE channel fd.
 pub fn mount(path: &Path, opts: &MountOptions) -> Result<OwnedFd, String> {
     // SAFETY: plain open(2) of a constant path.
     let fd = unsafe { libc::open(c"/dev/fuse".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if fd < 0 {
-        return Err(format!(
-            "cannot open /dev/fuse: {}",
-            std::io::Error::last_os_error()
-        ));
+        let e = std::io::Error::last_os_error();
+        check_dev_fuse()?;
+        return Err(format!("cannot open /dev/fuse: {e}"));
     }
     // SAFETY: fd is a fresh descriptor we own.
     let fuse = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -228,7 +298,7 @@ pub fn mount(path: &Path, opts: &MountOptions) -> Result<OwnedFd, String> {
     if r != 0 {
         let e = std::io::Error::last_os_error();
         let hint = if e.raw_os_error() == Some(libc::EPERM) {
-            " (mounting needs root)"
+            " (mount(2) needs root; other users mount through fusermount3)"
         } else {
             ""
         };
@@ -257,11 +327,8 @@ pub fn is_mounted(path: &Path) -> bool {
     top_fstype(path).as_deref() == Some("fuse.tracefs")
 }
 
-/// Unmounts `path`, lazily if it is busy; nothing if no FUSE mount is on top there.
+/// Unmounts what is on top at `path` with umount2(2), lazily if it is busy.
 pub fn unmount(path: &Path) -> std::io::Result<()> {
-    if !is_mounted(path) {
-        return Ok(());
-    }
     let target = cstr(path).map_err(std::io::Error::other)?;
     // SAFETY: valid C string.
     if unsafe { libc::umount2(target.as_ptr(), 0) } == 0 {

@@ -136,6 +136,8 @@ pub struct Features {
     pub inject: bool,
     /// CONFIG_HIST_TRIGGERS: `hist` triggers and a `hist` file in every event directory.
     pub hist: bool,
+    /// CONFIG_TRACER_SNAPSHOT: the `snapshot` buffer (its files, the `snapshot` trigger).
+    pub snapshot: bool,
 }
 
 impl Features {
@@ -144,6 +146,7 @@ impl Features {
         user_events: true,
         inject: true,
         hist: true,
+        snapshot: true,
     };
 
     /// An event directory's files on this kernel: `inject` joins every event that can be
@@ -164,6 +167,7 @@ impl Features {
             (self.user_events, "user_events"),
             (self.inject, "inject"),
             (self.hist, "hist"),
+            (self.snapshot, "snapshot"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -181,6 +185,7 @@ impl Features {
                 "user_events" => f.user_events = true,
                 "inject" => f.inject = true,
                 "hist" => f.hist = true,
+                "snapshot" => f.snapshot = true,
                 _ => return Err(format!("unknown feature `{name}`")),
             }
         }
@@ -412,6 +417,7 @@ impl Catalog {
                 user_events: exists("user_events_data"),
                 inject: false,
                 hist: false,
+                snapshot: exists("snapshot"),
             },
             events: Vec::new(),
         };

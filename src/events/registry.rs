@@ -269,6 +269,10 @@ pub struct MountOwner {
     pub root_mode: u16,
 }
 
+/// The first type id given to an event created at run time (`TRACE_EVENT_TYPE_MAX`, the
+/// largest a record's 16-bit `common_type` holds); later ones count down.
+pub const RUN_TIME_IDS_FROM: u32 = u16::MAX as u32;
+
 pub struct Registry {
     pub header_page: crate::events::catalog::Text,
     pub header_event: crate::events::catalog::Text,
@@ -404,7 +408,7 @@ impl Registry {
             mounted_at: SystemTime::now(),
             serials,
             next_order: AtomicI64::new(-1),
-            next_event_id: AtomicU32::new(max_id + 1),
+            next_event_id: AtomicU32::new(RUN_TIME_IDS_FROM.max(max_id + 1)),
             overrides: dashmap::DashMap::new(),
             event_count: AtomicUsize::new(event_count),
             by_id,
@@ -538,9 +542,14 @@ impl Registry {
         out
     }
 
-    /// A type id for a new dynamic event (never reused).
+    /// A type id for a new dynamic event (never reused). Counted down from the top of the
+    /// kernel's 16-bit range ([`RUN_TIME_IDS_FROM`]), where the kernel's own ids (counted up
+    /// from a few dozen) never come, instead of following the catalog as the kernel would:
+    /// perf and bpftrace read an event's `id` here and hand it to the kernel's
+    /// perf_event_open, which must then find no event (ENOENT) for one that exists only in the
+    /// clone, never attach to a kernel event that happens to have the next number.
     pub fn next_event_id(&self) -> u32 {
-        self.next_event_id.fetch_add(1, Ordering::Relaxed)
+        self.next_event_id.fetch_sub(1, Ordering::Relaxed)
     }
 
     /// Adds an event at run time, creating its subsystem if needed. It appears at the end of
@@ -721,7 +730,7 @@ mod tests {
         r.add_event(dyn_def("sched", "extra", r.next_event_id()), None)
             .unwrap();
         assert!(!r.remove_event("sched", "extra").unwrap().system_removed);
-        assert!(r.next_event_id() > id);
+        assert!(r.next_event_id() < id);
     }
 
     #[test]

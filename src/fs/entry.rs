@@ -235,7 +235,7 @@ impl DirGuard<'_> {
             }
             (Entry::CpuDir(c), _) => CPU_FILES
                 .iter()
-                .position(|f| f.0 == name)
+                .position(|f| f.0 == name && f.2.offered(reg))
                 .map(|i| Entry::CpuFile(*c, i)),
             (Entry::EventsDir, DirGuard::Events(systems)) => {
                 if let Some(i) = EVENTS_FILES.iter().position(|f| f.0 == name) {

@@ -17,6 +17,7 @@ use crate::events::registry::{Event, Registry, RemovedEvent, System};
 use crate::fs::hist;
 use crate::sources::{inject, markers};
 use crate::trace::commit;
+use crate::trace::snapshot;
 use crate::trace::state::{self, OPTIONS, TRACE_CLOCKS, TaState, TraceArray};
 
 /// Files in the root of a trace array (the mount root or an instance).
@@ -48,6 +49,7 @@ pub enum TopFile {
     SetFtraceNotrace,
     SetFtraceNotracePid,
     SetFtracePid,
+    Snapshot,
     SyntheticEvents,
     TimestampMode,
     TouchedFunctions,
@@ -58,6 +60,7 @@ pub enum TopFile {
     TraceOptions,
     TracePipe,
     TracingCpumask,
+    TracingMaxLatency,
     TracingOn,
     TracingThresh,
     UprobeEvents,
@@ -74,10 +77,16 @@ pub struct TopSpec {
 
 impl TopSpec {
     /// Does `ta`'s root offer this file? Instances have fewer files than the top level, and
-    /// `synthetic_events` exists only where the kernel has synthetic events.
+    /// `synthetic_events` and `snapshot` exist only where the kernel has the feature (and
+    /// `tracing_max_latency` with `snapshot`: CONFIG_TRACER_SNAPSHOT selects
+    /// CONFIG_TRACER_MAX_TRACE).
     pub fn offered(&self, reg: &Registry, ta: &TraceArray) -> bool {
-        (ta.is_top() || self.in_instance)
-            && (self.file != TopFile::SyntheticEvents || reg.features.synthetic_events)
+        let feature = match self.file {
+            TopFile::SyntheticEvents => reg.features.synthetic_events,
+            TopFile::Snapshot | TopFile::TracingMaxLatency => reg.features.snapshot,
+            _ => true,
+        };
+        (ta.is_top() || self.in_instance) && feature
     }
 }
 
@@ -130,6 +139,7 @@ pub const TOP_FILES: &[TopSpec] = {
         top("set_ftrace_notrace", 0o640, SetFtraceNotrace, true),
         top("set_ftrace_notrace_pid", 0o640, SetFtraceNotracePid, true),
         top("set_ftrace_pid", 0o640, SetFtracePid, true),
+        top("snapshot", 0o640, Snapshot, true),
         top("synthetic_events", 0o640, SyntheticEvents, false),
         top("timestamp_mode", 0o440, TimestampMode, true),
         top("touched_functions", 0o440, TouchedFunctions, false),
@@ -140,6 +150,7 @@ pub const TOP_FILES: &[TopSpec] = {
         top("trace_options", 0o640, TraceOptions, true),
         top("trace_pipe", 0o440, TracePipe, true),
         top("tracing_cpumask", 0o640, TracingCpumask, true),
+        top("tracing_max_latency", 0o640, TracingMaxLatency, true),
         top("tracing_on", 0o640, TracingOn, true),
         top("tracing_thresh", 0o640, TracingThresh, false),
         top("uprobe_events", 0o640, UprobeEvents, false),
@@ -168,6 +179,8 @@ pub const TOP_READDIR: &[&str] = &[
     "set_ftrace_pid",
     "per_cpu",
     "error_log",
+    "snapshot",
+    "tracing_max_latency",
     "options",
     "buffer_subbuf_size_kb",
     "buffer_percent",
@@ -203,8 +216,10 @@ pub const INSTANCE_READDIR: &[&str] = &[
     "set_ftrace_pid",
     "per_cpu",
     "error_log",
+    "snapshot",
     "set_ftrace_notrace",
     "set_ftrace_filter",
+    "tracing_max_latency",
     "options",
     "buffer_subbuf_size_kb",
     "buffer_percent",
@@ -272,6 +287,8 @@ pub const OPTIONS_READDIR: &[&str] = &[
 
 /// `per_cpu/cpuN/` in the kernel's readdir order.
 pub const CPU_READDIR: &[&str] = &[
+    "snapshot_raw",
+    "snapshot",
     "buffer_size_kb",
     "stats",
     "trace_pipe_raw",
@@ -287,6 +304,15 @@ pub enum CpuFile {
     Trace,
     TracePipe,
     TracePipeRaw,
+    Snapshot,
+    SnapshotRaw,
+}
+
+impl CpuFile {
+    /// The snapshot files exist only where the kernel has the snapshot buffer.
+    pub fn offered(self, reg: &Registry) -> bool {
+        !matches!(self, CpuFile::Snapshot | CpuFile::SnapshotRaw) || reg.features.snapshot
+    }
 }
 
 pub const CPU_FILES: &[(&str, u16, CpuFile)] = &[
@@ -295,6 +321,8 @@ pub const CPU_FILES: &[(&str, u16, CpuFile)] = &[
     ("trace", 0o640, CpuFile::Trace),
     ("trace_pipe", 0o440, CpuFile::TracePipe),
     ("trace_pipe_raw", 0o440, CpuFile::TracePipeRaw),
+    ("snapshot", 0o640, CpuFile::Snapshot),
+    ("snapshot_raw", 0o440, CpuFile::SnapshotRaw),
 ];
 
 /// Files directly in `events/`, in readdir order.
@@ -360,7 +388,10 @@ impl File {
         matches!(
             self,
             File::Top(TopFile::TracePipe)
-                | File::Cpu(_, CpuFile::TracePipe | CpuFile::TracePipeRaw)
+                | File::Cpu(
+                    _,
+                    CpuFile::TracePipe | CpuFile::TracePipeRaw | CpuFile::SnapshotRaw
+                )
         )
     }
 }
@@ -371,6 +402,34 @@ const SYSTEM_FILTER_BANNER: &str = "### global filter ###\n\
 # If no events are modified, an error message will be displayed here\n";
 
 const README: &str = include_str!("tracefs_readme.txt");
+
+/// `readme_msg`'s line for the hist `snapshot()` action.
+const SNAPSHOT_ACTION_LINE: &str =
+    "\t        snapshot()                           - snapshot the trace buffer\n\n";
+
+/// `README` on this kernel: the lines the kernel has under CONFIG_TRACER_SNAPSHOT join where
+/// its `readme_msg` has them when the snapshot buffer is offered (the `snapshot` file after
+/// the function tracer's files, which this README leaves out, and the `snapshot` trigger
+/// after `stacktrace`).
+fn readme(reg: &Registry) -> String {
+    if !reg.features.snapshot {
+        // The hist actions' `snapshot()` line is the kernel's under CONFIG_TRACER_SNAPSHOT too.
+        return README.replacen(SNAPSHOT_ACTION_LINE, "", 1);
+    }
+    README
+        .replacen(
+            "comm-pid list\n\n",
+            "comm-pid list\n\n  snapshot\t\t- Like 'trace' but shows the content of the static\n\
+             \t\t\t  snapshot buffer. Read the contents for more\n\
+             \t\t\t  information\n",
+            1,
+        )
+        .replacen(
+            "\t\t    stacktrace\n",
+            "\t\t    stacktrace\n\t\t    snapshot\n",
+            1,
+        )
+}
 
 /// The content of a file, generated from the current state.
 pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32> {
@@ -431,7 +490,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
     use TopFile::*;
     let st = ta.state.lock();
     Ok(match f {
-        Readme => hist::readme(reg, README).into_owned(),
+        Readme => hist::readme(reg, readme(reg)),
         AvailableEvents => {
             drop(st);
             let mut out = String::new();
@@ -496,6 +555,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
         BufferSubbufSizeKb => format!("{}\n", st.subbuf_kb),
         SavedCmdlinesSize => format!("{}\n", st.saved_cmdlines_size),
         TracingThresh => format!("{}\n", st.tracing_thresh),
+        TracingMaxLatency => format!("{}\n", st.max_latency),
         TracingOn => format!("{}\n", u8::from(st.tracing_on)),
         TracingCpumask => cpumask::format_tracing_cpumask(&st.cpumask, reg.ncpu),
         TimestampMode => "[delta] absolute\n".into(),
@@ -550,6 +610,11 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
             drop(st);
             ta.buffer.lock().trace_text(reg, None, opts)
         }
+        Snapshot => {
+            let opts = text_opts(&st);
+            drop(st);
+            snapshot::text(reg, &ta.buffer.lock(), None, opts)
+        }
         TracePipe => String::new(),
         TraceMarker | TraceMarkerRaw | FreeBuffer => return Err(EINVAL),
     })
@@ -597,7 +662,12 @@ fn read_cpu(reg: &Registry, ta: &TraceArray, cpu: usize, f: CpuFile) -> Result<S
             drop(st);
             ta.buffer.lock().trace_text(reg, Some(cpu), opts)
         }
-        CpuFile::TracePipe | CpuFile::TracePipeRaw => String::new(),
+        CpuFile::Snapshot => {
+            let opts = text_opts(&st);
+            drop(st);
+            snapshot::text(reg, &ta.buffer.lock(), Some(cpu), opts)
+        }
+        CpuFile::TracePipe | CpuFile::TracePipeRaw | CpuFile::SnapshotRaw => String::new(),
     })
 }
 
@@ -612,6 +682,7 @@ pub fn read_pipe(reg: &Registry, ta: &TraceArray, file: &File, want: usize) -> O
             buf.consume_text(reg, Some(*cpu), want, opts).into_bytes()
         }
         File::Cpu(cpu, CpuFile::TracePipeRaw) => buf.read_page(*cpu)?,
+        File::Cpu(cpu, CpuFile::SnapshotRaw) => snapshot::read_page(&mut buf, *cpu)?,
         _ => return None,
     };
     (!out.is_empty()).then_some(out)
@@ -619,11 +690,14 @@ pub fn read_pipe(reg: &Registry, ta: &TraceArray, file: &File, want: usize) -> O
 
 /// Would a consuming read of `file` find data?
 pub fn pipe_ready(ta: &TraceArray, file: &File) -> bool {
-    let cpu = match file {
-        File::Cpu(cpu, _) => Some(*cpu),
-        _ => None,
-    };
-    !ta.buffer.lock().is_empty(cpu)
+    let buf = ta.buffer.lock();
+    match file {
+        File::Cpu(cpu, CpuFile::SnapshotRaw) => {
+            buf.snapshot().is_some_and(|s| !s.is_empty(Some(*cpu)))
+        }
+        File::Cpu(cpu, _) => !buf.is_empty(Some(*cpu)),
+        _ => !buf.is_empty(None),
+    }
 }
 
 /// Side effects of closing a file: closing `free_buffer` shrinks the ring buffers to their
@@ -713,6 +787,7 @@ pub fn write(
             Ok(n)
         }
         File::Cpu(_, CpuFile::Trace) => Ok(n),
+        File::Cpu(cpu, CpuFile::Snapshot) => write_snapshot(reg, ta, Some(*cpu), data),
         File::Cpu(..) => Err(EINVAL),
         File::Events(EventsFile::Enable) => {
             let on = values::parse_enable(data)?;
@@ -743,6 +818,11 @@ pub fn write(
 /// One write to an event's `trigger` file (§8.2). Adding a trigger puts the event in soft
 /// mode, and an enable/disable_event trigger its target too (§5.1); removing undoes both.
 fn write_trigger(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<usize, i32> {
+    if !reg.features.snapshot
+        && matches!(trigger::split_command(data), Ok(Some((_, b"snapshot", _))))
+    {
+        return Err(EINVAL);
+    }
     if hist::is_hist_command(reg, data) {
         return hist::write(reg, ta, ev, data).map(|()| data.len());
     }
@@ -755,6 +835,11 @@ fn write_trigger(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Re
     match write {
         trigger::TriggerWrite::Nothing => return Ok(0),
         trigger::TriggerWrite::Add(t) => {
+            // Registering arms the snapshot first: a duplicate fails with EEXIST after the
+            // buffer is allocated, as in the kernel (`register_snapshot_trigger`).
+            if t.cmd == trigger::TriggerCmd::Snapshot {
+                snapshot::arm(ta);
+            }
             let tgt = target(&t);
             st.with_event(ev.serial, |e| {
                 e.triggers.add(t).map(|()| e.soft.own_trigger_added())
@@ -837,6 +922,20 @@ fn resize_buffer(ta: &TraceArray, st: &TaState) {
     ta.buffer.lock().resize(&kb, st.subbuf_bytes());
 }
 
+/// A write to `snapshot` or `per_cpu/cpuN/snapshot`: like the kernel's
+/// `tracing_snapshot_write`, it sets up the buffers (as an enable write does) before it
+/// looks at the value.
+fn write_snapshot(
+    reg: &Registry,
+    ta: &TraceArray,
+    cpu: Option<usize>,
+    data: &[u8],
+) -> Result<usize, i32> {
+    expand_buffer(ta, &mut ta.state.lock());
+    let val = values::parse_unsigned(data)?;
+    snapshot::write(reg, ta, cpu, val).map(|()| data.len())
+}
+
 /// Sets trace option `idx`. The nop tracer refuses to set `test_nop_refuse` (its test flag).
 fn set_option(ta: &TraceArray, idx: usize, on: bool) -> Result<(), i32> {
     if on && OPTIONS[idx].0 == "test_nop_refuse" {
@@ -915,6 +1014,12 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             ta.state.lock().tracing_thresh = values::tracing_thresh_readback(usecs);
             Ok(n)
         }
+        // The same `tracing_nsecs_write` as `tracing_thresh`, per trace array.
+        TracingMaxLatency => {
+            let usecs = values::parse_tracing_thresh(data)?;
+            ta.state.lock().max_latency = values::tracing_thresh_readback(usecs);
+            Ok(n)
+        }
         TracingCpumask => {
             ta.state.lock().cpumask = cpumask::parse_tracing_cpumask_for(data, reg.ncpu)?;
             Ok(n)
@@ -955,6 +1060,7 @@ fn write_top(reg: &Registry, ta: &TraceArray, f: TopFile, data: &[u8]) -> Result
             if ok { Ok(n) } else { Err(EINVAL) }
         }
         ErrorLog | Trace | FreeBuffer => Ok(n),
+        Snapshot => write_snapshot(reg, ta, None, data),
         DynamicEvents | SyntheticEvents => Err(EINVAL), // handled by `write`
         TraceMarker | TraceMarkerRaw => Err(EINVAL),    // handled by `write`
         Readme

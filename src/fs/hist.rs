@@ -6,7 +6,6 @@
 //!
 //! [`Features::hist`]: crate::events::catalog::Features
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use crate::control::hist::{self, Env, HistError, err};
@@ -42,12 +41,7 @@ pub fn read_trigger(reg: &Registry, ta: &TraceArray, ev: &Event) -> String {
 
 /// `# Available triggers:` and the commands in the kernel's registration order.
 fn available_triggers(reg: &Registry) -> String {
-    if !reg.features.hist {
-        return trigger::AVAILABLE_TRIGGERS.into();
-    }
-    "# Available triggers:\n\
-# traceon traceoff stacktrace enable_event disable_event enable_hist disable_hist hist\n"
-        .into()
+    trigger::available_triggers(reg.features.snapshot, reg.features.hist)
 }
 
 /// An event's `hist` file: one histogram per hist trigger (`hist_show()`); the maps are
@@ -64,11 +58,11 @@ pub fn read_hist(ta: &TraceArray, ev: &Event) -> String {
 
 /// The `README` with the lines CONFIG_HIST_TRIGGERS adds (`readme_msg` in
 /// `kernel/trace/trace.c`).
-pub fn readme(reg: &Registry, base: &'static str) -> Cow<'static, str> {
+pub fn readme(reg: &Registry, base: String) -> String {
     if !reg.features.hist {
-        return Cow::Borrowed(base);
+        return base;
     }
-    let mut s = base.to_owned();
+    let mut s = base;
     let after = |s: &mut String, anchor: &str, text: &str| {
         if let Some(i) = s.find(anchor) {
             s.insert_str(i + anchor.len(), text);
@@ -79,13 +73,25 @@ pub fn readme(reg: &Registry, base: &'static str) -> Cow<'static, str> {
         "\t            disable_event:<system>:<event>\n",
         "\t            enable_hist:<system>:<event>\n\t            disable_hist:<system>:<event>\n",
     );
-    after(&mut s, "\t\t    stacktrace\n", "\t\t    hist (see below)\n");
+    // After `snapshot` when the kernel has it (registration order), else after `stacktrace`.
+    let anchor = match s.contains("\t\t    snapshot\n") {
+        true => "\t\t    snapshot\n",
+        false => "\t\t    stacktrace\n",
+    };
+    after(&mut s, anchor, "\t\t    hist (see below)\n");
     after(
         &mut s,
         "\t   Filters can be ignored when removing a trigger.\n",
         README_HIST,
     );
-    Cow::Owned(s)
+    if reg.features.snapshot {
+        after(
+            &mut s,
+            "save current event fields\n",
+            "\t        snapshot()                           - snapshot the trace buffer\n\n",
+        );
+    }
+    s
 }
 
 /// The hist trigger part of the kernel's README.
@@ -415,15 +421,28 @@ mod tests {
 
     #[test]
     fn readme_gains_the_hist_lines_only_with_the_feature() {
-        let base = include_str!("tracefs_readme.txt");
+        let base = include_str!("tracefs_readme.txt").to_owned();
         let mut cat = Catalog::embedded();
+        cat.features.snapshot = false;
         let reg = registry(cat.clone());
-        let with = readme(&reg, base);
-        assert!(with.contains("\t            disable_event:<system>:<event>\n\t            enable_hist:<system>:<event>\n"));
+        let with = readme(&reg, base.clone());
+        assert!(with.contains(
+            "\t            disable_event:<system>:<event>\n\t            enable_hist:<system>:<event>\n"
+        ));
         assert!(with.contains("\t\t    stacktrace\n\t\t    hist (see below)\n"));
         assert!(with.ends_with("save current event fields\n"));
+        cat.features.snapshot = true;
+        let snap = readme(
+            &registry(cat.clone()),
+            base.replace(
+                "\t\t    stacktrace\n",
+                "\t\t    stacktrace\n\t\t    snapshot\n",
+            ),
+        );
+        assert!(snap.contains("\t\t    stacktrace\n\t\t    snapshot\n\t\t    hist (see below)\n"));
+        assert!(snap.ends_with("save current event fields\n\t        snapshot()                           - snapshot the trace buffer\n\n"));
         cat.features.hist = false;
         let reg = registry(cat);
-        assert_eq!(readme(&reg, base), base);
+        assert_eq!(readme(&reg, base.clone()), base);
     }
 }

@@ -1012,7 +1012,15 @@ impl Filesystem for TraceFs {
     ) {
         let _busy = self.in_flight("ioctl");
         match self.handles.get(&fh.0) {
-            Some(h) if matches!(h.file, File::Cpu(_, files::CpuFile::TracePipeRaw)) && cmd == 0 => {
+            Some(h)
+                if matches!(
+                    h.file,
+                    File::Cpu(
+                        _,
+                        files::CpuFile::TracePipeRaw | files::CpuFile::SnapshotRaw
+                    )
+                ) && cmd == 0 =>
+            {
                 drop(h);
                 self.waiters.kick(fh.0);
                 reply.ioctl(0, &[]);

@@ -287,7 +287,7 @@ fn parse_cn(m: &[u8]) -> Option<(Meta, u32, Msg)> {
 }
 
 /// Fills events' strings and guesses from `/proc` and the pid→(comm, prio) cache.
-struct Resolver {
+pub(crate) struct Resolver {
     proc: PathBuf,
     cache: HashMap<i32, (String, Option<i32>)>,
 }
@@ -378,7 +378,7 @@ fn lexical_join(base: &str, rel: &str) -> String {
 }
 
 impl Resolver {
-    fn new(proc: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(proc: impl Into<PathBuf>) -> Self {
         Resolver {
             proc: proc.into(),
             cache: HashMap::new(),
@@ -409,7 +409,7 @@ impl Resolver {
         !tids.any(|t| t != pid && read_stat(&task, t).is_some_and(|s| !matches!(s.2, 'Z' | 'X')))
     }
 
-    fn fill(&mut self, ev: &mut ProcEvent) {
+    pub(crate) fn fill(&mut self, ev: &mut ProcEvent) {
         let forker = ev.common_pid();
         match ev {
             ProcEvent::Fork {

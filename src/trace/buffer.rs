@@ -5,6 +5,13 @@ use crate::trace::ringbuf::{self, CpuBuffer};
 
 pub struct TraceBuffer {
     cpus: Vec<CpuBuffer>,
+    /// The snapshot buffer (the kernel's `max_buffer`) while allocated: same sizes as the
+    /// live rings; `echo 1 > snapshot` and the `snapshot` trigger swap it with them
+    /// (`crate::trace::snapshot`). Under the same lock, so a swap is atomic for readers.
+    snapshot: Option<Box<TraceBuffer>>,
+    /// A conditional snapshot is registered (a hist `.snapshot()` action): writes to the
+    /// `snapshot` file answer EBUSY meanwhile, as the kernel's `tr->cond_snapshot` makes them.
+    pub cond_snapshot: bool,
 }
 
 impl TraceBuffer {
@@ -15,6 +22,8 @@ impl TraceBuffer {
                 .iter()
                 .map(|k| CpuBuffer::new(subbuf, ringbuf::pages_for_kb(*k, subbuf)))
                 .collect(),
+            snapshot: None,
+            cond_snapshot: false,
         }
     }
 
@@ -30,8 +39,12 @@ impl TraceBuffer {
         c.write(ts, rec, overwrite) == ringbuf::WriteOutcome::Written
     }
 
-    /// New sizes (`buffer_size_kb`, `buffer_subbuf_size_kb`): the kernel keeps what fits.
+    /// New sizes (`buffer_size_kb`, `buffer_subbuf_size_kb`): the kernel keeps what fits. An
+    /// allocated snapshot is resized with the live rings (`__tracing_resize_ring_buffer`).
     pub fn resize(&mut self, kb: &[u64], subbuf: usize) {
+        if let Some(snap) = &mut self.snapshot {
+            snap.resize(kb, subbuf);
+        }
         for (c, k) in self.cpus.iter_mut().zip(kb) {
             let pages = ringbuf::pages_for_kb(*k, subbuf);
             if c.subbuf_bytes() == subbuf {
@@ -82,5 +95,54 @@ impl TraceBuffer {
     /// The CPUs' rings, for consuming reads.
     pub fn cpus_mut(&mut self) -> &mut [CpuBuffer] {
         &mut self.cpus
+    }
+
+    /// The snapshot buffer, if allocated.
+    pub fn snapshot(&self) -> Option<&TraceBuffer> {
+        self.snapshot.as_deref()
+    }
+
+    pub fn snapshot_mut(&mut self) -> Option<&mut TraceBuffer> {
+        self.snapshot.as_deref_mut()
+    }
+
+    /// Allocates an empty snapshot buffer the size of the live rings, if there is none
+    /// (`tracing_alloc_snapshot_instance`).
+    pub fn alloc_snapshot(&mut self) {
+        if self.snapshot.is_none() {
+            let cpus = self
+                .cpus
+                .iter()
+                .map(|c| CpuBuffer::new(c.subbuf_bytes(), c.nr_pages()))
+                .collect();
+            self.snapshot = Some(Box::new(TraceBuffer {
+                cpus,
+                snapshot: None,
+                cond_snapshot: false,
+            }));
+        }
+    }
+
+    /// Frees the snapshot buffer and what it held (`free_snapshot`).
+    pub fn free_snapshot(&mut self) {
+        self.snapshot = None;
+    }
+
+    /// Swaps the live rings of every CPU (or of `cpu`) with the snapshot's: the live rings'
+    /// records, counters and all become the snapshot, tracing goes on in the former snapshot
+    /// (`update_max_tr`, `update_max_tr_single`). False when no snapshot is allocated.
+    pub fn swap_snapshot(&mut self, cpu: Option<usize>) -> bool {
+        let Some(snap) = self.snapshot.as_deref_mut() else {
+            return false;
+        };
+        match cpu {
+            None => std::mem::swap(&mut self.cpus, &mut snap.cpus),
+            Some(n) => {
+                if let (Some(a), Some(b)) = (self.cpus.get_mut(n), snap.cpus.get_mut(n)) {
+                    std::mem::swap(a, b);
+                }
+            }
+        }
+        true
     }
 }

@@ -15,6 +15,7 @@ use crate::control::filter::{self, RecordContext};
 use crate::control::trigger;
 use crate::events::registry::{Event, Registry};
 use crate::trace::record;
+use crate::trace::snapshot;
 use crate::trace::state::{self, TaState, TraceArray};
 
 // The options the data path reads on every record.
@@ -160,13 +161,22 @@ fn commit_views(
     // task the pid lists let through. The record that fired them is written if tracing was on
     // before or is on after (all checked on 6.18 with the process connector's fork events).
     let early = tracepoint && !needs_record(&st, ev);
-    if early {
-        fire_triggers(reg, &mut st, ev, rec, &ctx);
+    // These fire before the record is reserved: a snapshot they take leaves it to the new
+    // live buffer.
+    if early && fire_triggers(reg, &mut st, ev, rec, &ctx).snapshot {
+        snapshot::take(reg, ta, &mut st);
     }
     if ignores_pid(&st, w.pid) {
         return false;
     }
-    let stack = !early && fire_triggers(reg, &mut st, ev, rec, &ctx);
+    let fired = match early {
+        true => Fired::default(),
+        false => fire_triggers(reg, &mut st, ev, rec, &ctx),
+    };
+    // These fire once the record is reserved in the live buffer, which a snapshot they take
+    // turns into the snapshot: the record is committed there (as `trace_marker` with a
+    // `snapshot` trigger shows in the kernel).
+    let into_snapshot = fired.snapshot && snapshot::take(reg, ta, &mut st);
     let hists = st.events.get(&ev.serial).map(|e| e.hists.clone());
     let clock = st.trace_clock;
     let now = || match mono_ns {
@@ -179,8 +189,12 @@ fn commit_views(
             drop(st);
             let ts = now();
             for h in hists.iter() {
-                for f in h.update(rec, &ctx, ts, || hist_comm(reg, w.pid)) {
+                let out = h.update(rec, &ctx, ts, || hist_comm(reg, w.pid));
+                for f in out.synth {
                     trace_synth(reg, ta, &f, w);
+                }
+                if out.snapshot {
+                    snapshot::take_unlocked(reg, ta);
                 }
             }
             st = ta.state.lock();
@@ -208,8 +222,13 @@ fn commit_views(
     let stored = {
         let mut buf = ta.buffer.lock();
         let ts = hist_ts.unwrap_or_else(now);
-        let mut stored = keep && buf.write(w.cpu, ts, full, overwrite);
-        if stack {
+        let mut stored = keep
+            && if into_snapshot && let Some(snap) = buf.snapshot_mut() {
+                snap.write(w.cpu, ts, full, overwrite)
+            } else {
+                buf.write(w.cpu, ts, full, overwrite)
+            };
+        if fired.stack {
             stored |= write_stack(reg, &mut buf, w, ts, overwrite);
         }
         stored
@@ -295,21 +314,30 @@ fn ignores_pid(st: &TaState, pid: i32) -> bool {
         || st.event_notrace_pids.contains(&pid)
 }
 
-/// Fires the triggers of `ev` for one record; returns whether a `stacktrace` fired.
+/// What the triggers fired for one record ask of the commit path.
+#[derive(Clone, Copy, Default)]
+struct Fired {
+    /// A `stacktrace` fired: a stack record follows the record.
+    stack: bool,
+    /// A `snapshot` fired.
+    snapshot: bool,
+}
+
+/// Fires the triggers of `ev` for one record.
 fn fire_triggers(
     reg: &Registry,
     st: &mut TaState,
     ev: &Event,
     rec: &[u8],
     ctx: &RecordContext,
-) -> bool {
+) -> Fired {
     let Some(mut triggers) = st.events.get(&ev.serial).map(|e| e.triggers.clone()) else {
-        return false;
+        return Fired::default();
     };
     if triggers.is_empty() {
-        return false;
+        return Fired::default();
     }
-    let mut stack = false;
+    let mut fired = Fired::default();
     for t in triggers.iter_mut() {
         if let Some(text) = t.filter.as_deref()
             && !trigger_filter_matches(ev, text, rec, ctx)
@@ -331,12 +359,13 @@ fn fire_triggers(
             }
             None => trigger::fire(t, &mut tracing_on, None),
         };
-        stack |= action == trigger::Action::StackTrace;
+        fired.stack |= action == trigger::Action::StackTrace;
+        fired.snapshot |= action == trigger::Action::Snapshot;
         st.tracing_on = tracing_on;
     }
     // Counts changed: store the fired list back.
     st.with_event(ev.serial, |e| e.triggers = triggers);
-    stack
+    fired
 }
 
 fn trigger_filter_matches(ev: &Event, text: &str, rec: &[u8], ctx: &RecordContext) -> bool {

@@ -48,6 +48,14 @@ pub struct Fired {
     pub values: Vec<ActionValue>,
 }
 
+/// What one record's update asks of the commit path: synthetic events to generate, and
+/// whether an `onmax()`/`onchange()` `.snapshot()` action fired.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub synth: Vec<Fired>,
+    pub snapshot: bool,
+}
+
 /// Where a variable reference of a histogram reads: another histogram's data and the
 /// variable's index in its values, or (`None`) this histogram's own entry.
 #[derive(Clone, Debug)]
@@ -233,21 +241,21 @@ impl HistTrigger {
     }
 
     /// `event_hist_trigger()`: one record. `comm` names the writing task for a new entry.
-    /// Returns the synthetic events its actions generate.
+    /// Returns what its actions ask for (synthetic events, a snapshot).
     pub fn update(
         &self,
         rec: &[u8],
         rctx: &RecordContext,
         ts_ns: u64,
         comm: impl FnOnce() -> String,
-    ) -> Vec<Fired> {
+    ) -> Output {
         if self.is_paused() {
-            return Vec::new();
+            return Output::default();
         }
         if let Some(f) = &self.filter
             && !f.matches(rec, rctx)
         {
-            return Vec::new();
+            return Output::default();
         }
         let spec = &self.spec;
         let key: Box<[KeyPart]> = spec
@@ -278,10 +286,10 @@ impl HistTrigger {
             };
             let mut m = data.map.lock();
             let Some(slot) = m.entries.get_mut(&key).and_then(|e| e.vars.get_mut(*idx)) else {
-                return Vec::new();
+                return Output::default();
             };
             let Some(v) = *slot else {
-                return Vec::new();
+                return Output::default();
             };
             if self.read_once(r) {
                 *slot = None;
@@ -312,7 +320,7 @@ impl HistTrigger {
         if !m.entries.contains_key(&key) {
             if m.entries.len() >= m.max {
                 m.drops += 1;
-                return Vec::new();
+                return Output::default();
             }
             let comm = if spec.keys.iter().any(|k| k.has(fl::EXECNAME)) {
                 comm().into()
@@ -332,7 +340,7 @@ impl HistTrigger {
         }
         m.hits += 1;
         let Some(elt) = m.entries.get_mut(&key) else {
-            return Vec::new();
+            return Output::default();
         };
         let before = elt.vars.clone();
         for (i, v) in spec.vals.iter().enumerate() {
@@ -352,7 +360,7 @@ impl HistTrigger {
             }
         }
         if spec.actions.is_empty() {
-            return Vec::new();
+            return Output::default();
         }
         // Self references must be set for the actions to run.
         let own = elt.vars.clone();
@@ -363,7 +371,7 @@ impl HistTrigger {
                     .is_some_and(|x| own.get(x).copied().flatten().is_some())
         });
         if !self_ok {
-            return Vec::new();
+            return Output::default();
         }
         let ctx = EvalContext {
             cpu: rctx.cpu,
@@ -382,12 +390,12 @@ impl HistTrigger {
                 })
                 .collect()
         };
-        let mut fired = Vec::new();
+        let mut out = Output::default();
         for (ai, a) in spec.actions.iter().enumerate() {
             match &a.handler {
                 Handler::OnMatch { .. } => {
                     if a.kind == ActionKind::Trace {
-                        fired.push(Fired {
+                        out.synth.push(Fired {
                             synth: a.synth_name().to_owned(),
                             values: values(&a.args),
                         });
@@ -413,8 +421,9 @@ impl HistTrigger {
                         _ => Vec::new(),
                     };
                     elt.track[ai] = Some((v, saved));
+                    out.snapshot |= a.kind == ActionKind::Snapshot;
                     if a.kind == ActionKind::Trace {
-                        fired.push(Fired {
+                        out.synth.push(Fired {
                             synth: a.synth_name().to_owned(),
                             values: values(&a.args),
                         });
@@ -422,7 +431,7 @@ impl HistTrigger {
                 }
             }
         }
-        fired
+        out
     }
 
     /// Is reference `r` read once (an operand of an expression), so that reading it unsets

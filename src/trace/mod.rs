@@ -7,5 +7,6 @@ pub mod hist;
 pub mod record;
 pub mod render;
 pub mod ringbuf;
+pub mod snapshot;
 pub mod state;
 pub mod tasks;

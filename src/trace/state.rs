@@ -121,6 +121,8 @@ pub struct TaState {
     pub cpumask: Vec<u64>,
     pub saved_cmdlines_size: u64,
     pub tracing_thresh: u64,
+    /// `tracing_max_latency` as it reads back (µs); no latency tracer here sets it.
+    pub max_latency: u64,
     pub options: Vec<bool>,
     pub error_log: VecDeque<String>,
     pub event_pids: BTreeSet<u32>,
@@ -198,6 +200,7 @@ impl TraceArray {
                     .collect(),
                 saved_cmdlines_size: 6552,
                 tracing_thresh: 0,
+                max_latency: 0,
                 options: OPTIONS
                     .iter()
                     .map(|o| if top { o.1 } else { o.2 })

@@ -466,6 +466,19 @@ pub fn unstamped(log: &str) -> String {
         .fold(String::new(), |acc, l| acc + l + "\n")
 }
 
+/// `outcome` (of [`write_outcome`] on the clone) as seen on a kernel whose `trigger` files read
+/// `kernel_text`: without the snapshot buffer (the reference kernel), the available triggers
+/// do not list the `snapshot` the clone's embedded catalog offers.
+pub fn as_on_kernel(
+    mut outcome: (Result<usize, i32>, String, String),
+    kernel_text: &str,
+) -> (Result<usize, i32>, String, String) {
+    if !kernel_text.contains(" snapshot") {
+        outcome.1 = outcome.1.replacen(" snapshot stacktrace", " stacktrace", 1);
+    }
+    outcome
+}
+
 /// Writes `data` (O_TRUNC) to `file` under the trace array `root` after clearing its
 /// `error_log`; returns the write's result, what `file` then reads, and the new `error_log`
 /// entries (unstamped). An empty `trigger` file's command list depends on the kernel's

@@ -59,6 +59,37 @@ impl Target {
         }
     }
 
+    /// What an event's `trigger` file reads with no trigger: the clone has the `snapshot` and
+    /// hist triggers (CONFIG_TRACER_SNAPSHOT, CONFIG_HIST_TRIGGERS, which the reference kernel
+    /// lacks).
+    fn available_triggers(&self) -> &'static str {
+        if self.kernel_instance.is_some() {
+            "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n"
+        } else {
+            "# Available triggers:\n\
+# traceon traceoff snapshot stacktrace enable_event disable_event enable_hist disable_hist hist\n"
+        }
+    }
+
+    /// The files of `per_cpu/cpuN/` and their modes: the kernel's five, plus `snapshot` and
+    /// `snapshot_raw` on the clone (CONFIG_TRACER_SNAPSHOT).
+    fn cpu_files(&self) -> &'static [(&'static str, u32)] {
+        let files: &[(&str, u32)] = &[
+            ("buffer_size_kb", 0o640),
+            ("stats", 0o440),
+            ("trace", 0o640),
+            ("trace_pipe", 0o440),
+            ("trace_pipe_raw", 0o440),
+            ("snapshot", 0o640),
+            ("snapshot_raw", 0o440),
+        ];
+        if self.kernel_instance.is_some() {
+            &files[..5]
+        } else {
+            files
+        }
+    }
+
     fn new() -> Target {
         if std::env::var_os("UTRACEFS_CONFORMANCE_KERNEL").is_some() {
             let k = KernelTracefs::mount().expect("mount kernel tracefs");
@@ -460,8 +491,9 @@ const TOP_LEVEL: &[(&str, u32, bool)] = &[
     ("set_ftrace_notrace", 0o640, false),
     ("set_ftrace_notrace_pid", 0o640, false),
     ("set_ftrace_pid", 0o640, false),
-    // CONFIG_SYNTH_EVENTS (§2.1, §12.3): compiled out on the reference kernel, offered by
-    // utracefs (dynamic events are part of what it implements).
+    // CONFIG_TRACER_SNAPSHOT and CONFIG_SYNTH_EVENTS (§2.1, §12.3): compiled out on the
+    // reference kernel, offered by utracefs (so is `tracing_max_latency`, below).
+    ("snapshot", 0o640, false),
     ("synthetic_events", 0o640, false),
     ("timestamp_mode", 0o440, false),
     ("touched_functions", 0o440, false),
@@ -472,6 +504,8 @@ const TOP_LEVEL: &[(&str, u32, bool)] = &[
     ("trace_options", 0o640, false),
     ("trace_pipe", 0o440, false),
     ("tracing_cpumask", 0o640, false),
+    // With CONFIG_TRACER_SNAPSHOT (through CONFIG_TRACER_MAX_TRACE).
+    ("tracing_max_latency", 0o640, false),
     ("tracing_on", 0o640, false),
     ("tracing_thresh", 0o640, false),
     ("uprobe_events", 0o640, false),
@@ -532,13 +566,7 @@ fn per_cpu_has_one_cpu_dir_per_cpu_with_kernel_files() {
         "per_cpu/ must hold exactly cpu0..cpu{} ({n} CPUs)",
         n - 1
     );
-    let files: &[(&str, u32)] = &[
-        ("buffer_size_kb", 0o640),
-        ("stats", 0o440),
-        ("trace", 0o640),
-        ("trace_pipe", 0o440),
-        ("trace_pipe_raw", 0o440),
-    ];
+    let files = t.cpu_files();
     for i in 0..n {
         let dir = format!("per_cpu/cpu{i}");
         let m = md(&t.p(&dir));
@@ -2045,12 +2073,7 @@ fn filter_trigger_and_subsystem_filter_default_reads() {
     );
     assert_eq!(
         rs(&t.p("events/sched/sched_switch/trigger")),
-        if t.kernel_instance.is_some() {
-            "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n"
-        } else {
-            "# Available triggers:\n\
-# traceon traceoff stacktrace enable_event disable_event enable_hist disable_hist hist\n"
-        },
+        t.available_triggers(),
         "scenario 37"
     );
 }
@@ -2897,7 +2920,7 @@ fn lookup_of_missing_names_is_enoent() {
         "options/nosuch",
         "per_cpu/cpu99",
         "per_cpu/cpu0/nosuch",
-        "snapshot",
+        "stack_trace",
         "kprobe_events",
         "user_events_data",
         "events/Sched",

@@ -1060,8 +1060,10 @@ fn output_options_match_the_kernel() {
         records(t)
             .into_iter()
             .map(|l| {
-                // (The comm differs: the kernel's saved_cmdlines may know this tid.)
-                l.trim_start()
+                // (The comm differs: the kernel's saved_cmdlines may know this tid. So may the
+                // kernel's tgid map, which outlives every `record-tgid` that ever filled it:
+                // `(-------)` and `(  1234)` are the same column.)
+                mask_tgid(l.trim_start())
                     .split(' ')
                     .map(|w| {
                         if w.chars().any(|c| c.is_ascii_digit()) && w != "line" {
@@ -1096,6 +1098,24 @@ fn output_options_match_the_kernel() {
     set("raw", "0");
     set("hex", "1");
     check("hex");
+}
+
+/// `line` with its tgid column, known (`(  1234)`) or not (`(-------)`), written `(TGID)`.
+fn mask_tgid(line: &str) -> String {
+    let Some(open) = line.find('(') else {
+        return line.to_string();
+    };
+    match line[open..].find(')') {
+        Some(len)
+            if len > 1
+                && line[open + 1..open + len]
+                    .chars()
+                    .all(|c| c == ' ' || c == '-' || c.is_ascii_digit()) =>
+        {
+            format!("{}(TGID){}", &line[..open], &line[open + len + 1..])
+        }
+        _ => line.to_string(),
+    }
 }
 
 /// Triggers that name other events fire while dynamic events are created and deleted: a

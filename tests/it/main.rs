@@ -11,5 +11,7 @@ mod hist;
 mod history;
 mod instances;
 mod reliability;
+mod run;
+mod snapshot;
 mod tree;
 mod triggers;

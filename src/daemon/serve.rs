@@ -1,0 +1,205 @@
+//! Serving one clone: the registry the options describe, the FUSE session on a mounted
+//! /dev/fuse descriptor with its notifier, counters and process events; and `utracefs DIR`,
+//! which mounts on DIR and serves until unmounted or signalled.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fuser::{Config, Session, SessionACL};
+use tracing::{error, info, warn};
+
+use super::CloneArgs;
+use super::mount::{self, MountOptions};
+use crate::events::catalog::{Catalog, Features};
+use crate::events::registry::{MountOwner, Registry};
+use crate::fs::{Core, TraceFs};
+use crate::sources::process;
+
+/// A clone ready to be served: its options checked, its registry built.
+pub struct Clone {
+    pub opts: MountOptions,
+    pub reg: Arc<Registry>,
+    threads: usize,
+    ttl: Duration,
+    proc_events: bool,
+}
+
+/// Checks the options that need no mount (`-o`, `--threads`); the catalog is loaded by
+/// [`Clone::new`].
+pub fn check_args(args: &CloneArgs) -> Result<MountOptions, String> {
+    let opts = MountOptions::parse(&args.options)?;
+    if !(1..=super::MAX_THREADS).contains(&args.threads) {
+        return Err(format!(
+            "--threads {} is out of range: 1 to {}",
+            args.threads,
+            super::MAX_THREADS
+        ));
+    }
+    Ok(opts)
+}
+
+impl Clone {
+    pub fn new(args: &CloneArgs) -> Result<Clone, String> {
+        let opts = check_args(args)?;
+        let mut catalog = match &args.catalog {
+            Some(p) => Catalog::load(p).map_err(|e| e.to_string())?,
+            None => Catalog::embedded(),
+        };
+        if args.extras {
+            catalog.features = Features::ALL;
+        }
+        let owner = MountOwner {
+            uid: opts.uid,
+            gid: opts.gid,
+            root_mode: opts.mode,
+        };
+        Ok(Clone {
+            reg: Arc::new(Registry::new(catalog, owner, crate::ncpu())),
+            opts,
+            threads: args.threads,
+            ttl: Duration::from_secs(args.ttl),
+            proc_events: !args.no_proc_events,
+        })
+    }
+
+    /// Whether process events were asked for (not `--no-proc-events`).
+    pub fn wants_proc_events(&self) -> bool {
+        self.proc_events
+    }
+
+    /// Answers FUSE's handshake on `fuse` (already mounted) and starts the notifier and the
+    /// counters socket. The session is returned unstarted.
+    pub fn session(
+        &self,
+        fuse: OwnedFd,
+        stats: Option<UnixListener>,
+    ) -> Result<(Session<TraceFs>, Arc<Core>), String> {
+        let fs = TraceFs::new(self.reg.clone(), self.ttl);
+        let core = fs.core();
+        let mut config = Config::default();
+        config.n_threads = Some(self.threads);
+        let session = Session::from_fd(fs, fuse, SessionACL::All, config)
+            .map_err(|e| format!("FUSE handshake failed: {e}"))?;
+        core.set_notifier(crate::fs::notify::NotifyQueue::start(
+            session.notifier(),
+            &crate::fs::NOTIFY_COUNTERS,
+        ));
+        if let Some(listener) = stats {
+            super::stats::serve(listener, core.clone())
+                .map_err(|e| format!("stats thread: {e}"))?;
+        }
+        Ok((session, core))
+    }
+
+    /// The machine's process events from the kernel's process connector, unless
+    /// `--no-proc-events`; it needs root, so anyone else gets one log line and no records.
+    pub fn connector(&self) -> Option<process::Listener> {
+        if !self.proc_events {
+            return None;
+        }
+        let r = self.reg.clone();
+        match process::spawn(move |meta, ev| process::process_event(&r, meta, &ev)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                let why = if e.raw_os_error() == Some(libc::EPERM) {
+                    "it needs root".to_string()
+                } else {
+                    e.to_string()
+                };
+                warn!("process connector unavailable ({why}): no sched_process_* records");
+                None
+            }
+        }
+    }
+
+    pub fn log_mounted(&self, mountpoint: &Path) {
+        info!(
+            "mounted {} ({} events in {} subsystems, {} threads)",
+            mountpoint.display(),
+            self.reg.event_count(),
+            self.reg.system_count(),
+            self.threads
+        );
+    }
+}
+
+/// Binds the counters socket, if asked for (before the mount appears, so it is ready once the
+/// mount is visible).
+pub fn bind_stats(args: &CloneArgs) -> Result<Option<UnixListener>, String> {
+    match &args.stats {
+        Some(sock) => super::stats::bind(sock)
+            .map(Some)
+            .map_err(|e| format!("stats socket {}: {e}", sock.display())),
+        None => Ok(None),
+    }
+}
+
+/// Held, never released, by the one thread that ends the process.
+static EXIT: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+/// `utracefs DIR`: mounts on DIR (mount(2) as root, fusermount3 otherwise) and serves until
+/// the mount goes away (`umount`, `fusermount3 -u`) or a termination signal unmounts it.
+pub fn mount_and_serve(args: &CloneArgs, mountpoint: &Path) -> Result<(), String> {
+    let opts = check_args(args)?;
+    let mut checked = mount::check_mount_point(mountpoint, opts.over)?;
+    // Before anything else, so a user without /dev/fuse or fusermount3 learns it at once.
+    let how = mount::Mounter::for_this_user()?;
+    let clone = Clone::new(args)?;
+
+    // Signals are handled by one thread with sigwait; block them before any thread exists so
+    // every thread inherits the mask.
+    let signals = super::signals::block_termination_signals();
+    let stats = bind_stats(args)?;
+    // A mount left by a daemon that died answers ENOTCONN until replaced: replace it here.
+    while checked.dead {
+        how.detach_dead(&checked.path)?;
+        warn!(
+            "recovered {}: unmounted the dead utracefs mount left there by a daemon that died",
+            checked.path.display()
+        );
+        checked = mount::check_mount_point(&checked.path, opts.over)?;
+    }
+    let mountpoint = checked.path;
+    let fuse_fd = how.mount(&mountpoint, &clone.opts)?;
+    let (session, _core) = match clone.session(fuse_fd, stats) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = how.unmount(&mountpoint);
+            return Err(e);
+        }
+    };
+    // Held until the process exits: dropping it unsubscribes.
+    let _proc_events = clone.connector();
+    clone.log_mounted(&mountpoint);
+
+    let (mp, unmounter) = (mountpoint.clone(), how.clone());
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let sig = super::signals::wait(&signals);
+            info!("signal {sig}: unmounting {}", mp.display());
+            if let Err(e) = unmounter.unmount(&mp) {
+                error!("unmount {}: {e}", mp.display());
+            }
+            // A detached mount still in use keeps the session alive; do not wait long for it.
+            // Exactly one thread may exit the process (concurrent exit() is undefined): if
+            // the main thread is already finishing, it holds EXIT and this thread waits.
+            std::thread::sleep(Duration::from_secs(2));
+            std::mem::forget(EXIT.lock());
+            std::process::exit(0);
+        })
+        .map_err(|e| format!("spawn signal thread: {e}"))?;
+
+    let result = session.run();
+    // From here on this thread owns the exit (see the signal thread).
+    std::mem::forget(EXIT.lock());
+    // The session ends when the kernel drops the mount (umount by us or by anyone).
+    if mount::is_mounted(&mountpoint) {
+        let _ = how.unmount(&mountpoint);
+    }
+    info!("unmounted {}", mountpoint.display());
+    result.map_err(|e| format!("FUSE session: {e}"))
+}

@@ -12,6 +12,7 @@ use crate::control::hist::{self, Env, HistError, err};
 use crate::control::trigger;
 use crate::events::registry::{Event, Registry};
 use crate::trace::hist::{HistTrigger, VarSource, find_named};
+use crate::trace::snapshot;
 use crate::trace::state::{TRACE_CLOCKS, TraceArray};
 
 /// Does this write name the `hist` command (and the kernel has it)? Then [`write`] takes it.
@@ -343,10 +344,20 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
             if referenced {
                 return Err(libc::EBUSY);
             }
-            st.with_event(ev.serial, |e| {
+            let removed = st.with_event(ev.serial, |e| {
+                let removed = e.hists.iter().nth(i).cloned();
                 e.hists = e.hists.without(i);
                 e.soft.own_trigger_removed();
+                removed
             });
+            if removed.is_some_and(|t| {
+                t.spec
+                    .actions
+                    .iter()
+                    .any(|a| a.kind == hist::ActionKind::Snapshot)
+            }) {
+                snapshot::cond_disable(ta);
+            }
         }
         return Ok(());
     }
@@ -395,6 +406,15 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
                 return Err(libc::EINVAL);
             }
         }
+    }
+    // track_data_create(): a `.snapshot()` action registers the trace array's conditional
+    // snapshot (allocating the buffer); only one may.
+    let snapshots = spec
+        .actions
+        .iter()
+        .any(|a| a.kind == hist::ActionKind::Snapshot);
+    if snapshots && reg.features.snapshot {
+        snapshot::cond_enable(ta)?;
     }
     let t = Arc::new(HistTrigger::new(spec, filter, named, refs));
     st.with_event(ev.serial, |e| {

@@ -176,7 +176,7 @@ fn commit_views(
     // These fire once the record is reserved in the live buffer, which a snapshot they take
     // turns into the snapshot: the record is committed there (as `trace_marker` with a
     // `snapshot` trigger shows in the kernel).
-    let into_snapshot = fired.snapshot && snapshot::take(reg, ta, &mut st);
+    let mut into_snapshot = fired.snapshot && snapshot::take(reg, ta, &mut st);
     let hists = st.events.get(&ev.serial).map(|e| e.hists.clone());
     let clock = st.trace_clock;
     let now = || match mono_ns {
@@ -193,8 +193,9 @@ fn commit_views(
                 for f in out.synth {
                     trace_synth(reg, ta, &f, w);
                 }
+                // Like the `snapshot` trigger's, the record lands in what became the snapshot.
                 if out.snapshot {
-                    snapshot::take_unlocked(reg, ta);
+                    into_snapshot |= snapshot::take_unlocked(reg, ta);
                 }
             }
             st = ta.state.lock();

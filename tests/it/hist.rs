@@ -487,3 +487,40 @@ fn onmax_saves_the_fields_of_the_maximum() {
         "{h}"
     );
 }
+
+#[test]
+fn onmax_snapshot_takes_a_snapshot_at_each_new_maximum() {
+    // The ftracetest trigger-snapshot-action-hist.tc flow on an event we can feed.
+    let i = Inst::new();
+    let trig = format!("{KMALLOC}/trigger");
+    let cmd = "hist:keys=common_pid:b=bytes_req:onmax($b).snapshot()";
+    assert!(i.w(&trig, cmd).is_ok());
+    assert_eq!(
+        i.r(&trig),
+        "hist:keys=common_pid:vals=hitcount:b=bytes_req:sort=hitcount:size=2048:onmax($b).snapshot() [active]\n"
+    );
+    assert_eq!(
+        i.w("snapshot", "1"),
+        Err(libc::EBUSY),
+        "a conditional snapshot owns it"
+    );
+    assert_eq!(i.w(&format!("{KMALLOC}/enable"), "1"), Ok(1));
+    kmalloc(&i, 100, 128);
+    kmalloc(&i, 50, 64);
+    kmalloc(&i, 200, 256);
+    // Each new maximum swaps, and its record lands in what became the snapshot (as with the
+    // `snapshot` trigger): the snapshot holds 50 then 200, the live buffer 100.
+    let snap = i.r("snapshot");
+    assert!(
+        snap.contains("bytes_req=50 ") && snap.contains("bytes_req=200 "),
+        "{snap}"
+    );
+    assert!(!snap.contains("bytes_req=100 "), "{snap}");
+    let live = i.r("trace");
+    assert!(
+        live.contains("bytes_req=100 ") && !live.contains("bytes_req=200 "),
+        "{live}"
+    );
+    assert!(i.w(&trig, format!("!{cmd}")).is_ok());
+    assert_eq!(i.w("snapshot", "1"), Ok(1), "released with its histogram");
+}

@@ -167,8 +167,11 @@ fn kernel_root() -> Res<PathBuf> {
 /// One side's numbers.
 struct Side {
     marker: Vec<f64>,
-    /// Markers with a `hist:keys=common_pid` trigger on `ftrace:print` (empty without hist).
+    /// Markers with a `hist:keys=common_pid` trigger on `ftrace:print` (empty without hist),
+    /// measured between two plain runs (`marker` and `marker_after`) so warm-up and drift
+    /// do not favour either.
     marker_hist: Vec<f64>,
+    marker_after: Vec<f64>,
     inject: Vec<f64>,
     pipe: (f64, u64, f64),
     raw: (f64, u64, f64),
@@ -192,6 +195,13 @@ fn measure(inst: &Instance, threads: &[usize], secs: f64, inject: bool) -> Res<S
             marker_hist.push(write_rate(&inst.p("trace_marker"), msg, t, secs)?);
         }
         write_file(&print_trigger, "!hist:keys=common_pid")?;
+    }
+    let mut marker_after = Vec::new();
+    if !marker_hist.is_empty() {
+        for &t in threads {
+            write_file(&inst.p("trace"), "")?;
+            marker_after.push(write_rate(&inst.p("trace_marker"), msg, t, secs)?);
+        }
     }
     let mut inj = Vec::new();
     if inject {
@@ -225,6 +235,7 @@ fn measure(inst: &Instance, threads: &[usize], secs: f64, inject: bool) -> Res<S
     Ok(Side {
         marker,
         marker_hist,
+        marker_after,
         inject: inj,
         pipe,
         raw,
@@ -296,9 +307,13 @@ fn run() -> Res<()> {
             Some(k) => format!("{k:.0}/s"),
             None => "(no hist)".into(),
         };
+        let plain = (ours.marker[i] + ours.marker_after[i]) / 2.0;
         println!(
-            "| trace_marker + hist:keys=common_pid, {t} writer(s) | {u:.0}/s ({:.3} of plain) | {k} | |",
-            u / ours.marker[i]
+            "| trace_marker + hist:keys=common_pid, {t} writer(s) | {u:.0}/s ({:.3} of plain \
+             before/after: {:.0}/{:.0}) | {k} | |",
+            u / plain,
+            ours.marker[i],
+            ours.marker_after[i]
         );
     }
     for (i, t) in threads.iter().enumerate() {

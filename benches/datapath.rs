@@ -1,6 +1,7 @@
-//! Records per second through `trace_marker` and `inject`, and `trace_pipe`/`trace_pipe_raw`
-//! read throughput, for utracefs and — in the same run — the kernel's tracefs (markers and
-//! reads; this kernel has no `inject`). Each side works in an instance it creates and removes.
+//! Records per second through `trace_marker` (also with a `hist:keys=common_pid` trigger) and
+//! `inject`, and `trace_pipe`/`trace_pipe_raw` read throughput, for utracefs and — in the same
+//! run — the kernel's tracefs (markers and reads; this kernel has no `inject` and no `hist`).
+//! Each side works in an instance it creates and removes.
 //!
 //! `cargo bench --bench datapath [-- --secs S]`
 //! Needs root (mounts the kernel tracefs on /tmp/ktr if it is not there).
@@ -166,6 +167,11 @@ fn kernel_root() -> Res<PathBuf> {
 /// One side's numbers.
 struct Side {
     marker: Vec<f64>,
+    /// Markers with a `hist:keys=common_pid` trigger on `ftrace:print` (empty without hist),
+    /// measured between two plain runs (`marker` and `marker_after`) so warm-up and drift
+    /// do not favour either.
+    marker_hist: Vec<f64>,
+    marker_after: Vec<f64>,
     inject: Vec<f64>,
     pipe: (f64, u64, f64),
     raw: (f64, u64, f64),
@@ -178,6 +184,24 @@ fn measure(inst: &Instance, threads: &[usize], secs: f64, inject: bool) -> Res<S
     for &t in threads {
         write_file(&inst.p("trace"), "")?;
         marker.push(write_rate(&inst.p("trace_marker"), msg, t, secs)?);
+    }
+    // The same with a histogram counting every marker (issue 13: at most 10 % slower).
+    let mut marker_hist = Vec::new();
+    let print_trigger = inst.p("events/ftrace/print/trigger");
+    if inst.p("events/ftrace/print/hist").exists() {
+        write_file(&print_trigger, "hist:keys=common_pid")?;
+        for &t in threads {
+            write_file(&inst.p("trace"), "")?;
+            marker_hist.push(write_rate(&inst.p("trace_marker"), msg, t, secs)?);
+        }
+        write_file(&print_trigger, "!hist:keys=common_pid")?;
+    }
+    let mut marker_after = Vec::new();
+    if !marker_hist.is_empty() {
+        for &t in threads {
+            write_file(&inst.p("trace"), "")?;
+            marker_after.push(write_rate(&inst.p("trace_marker"), msg, t, secs)?);
+        }
     }
     let mut inj = Vec::new();
     if inject {
@@ -210,6 +234,8 @@ fn measure(inst: &Instance, threads: &[usize], secs: f64, inject: bool) -> Res<S
     raw.0 /= raw.2.max(1e-9);
     Ok(Side {
         marker,
+        marker_hist,
+        marker_after,
         inject: inj,
         pipe,
         raw,
@@ -224,7 +250,8 @@ fn main() {
 }
 
 const USAGE: &str = "usage: cargo bench --bench datapath -- [--secs S]\n\
-    Records per second through trace_marker (utracefs and a kernel instance) and inject with \
+    Records per second through trace_marker (utracefs and a kernel instance; also with a \
+    hist:keys=common_pid trigger where there is hist) and inject with \
     1, 2 and 4 writers, and trace_pipe/trace_pipe_raw drain throughput; S seconds per cell \
     (default 2). Needs root.";
 
@@ -270,6 +297,23 @@ fn run() -> Res<()> {
             u,
             k,
             u / k
+        );
+    }
+    for (i, t) in threads.iter().enumerate() {
+        let Some(u) = ours.marker_hist.get(i) else {
+            continue;
+        };
+        let k = match kernel.marker_hist.get(i) {
+            Some(k) => format!("{k:.0}/s"),
+            None => "(no hist)".into(),
+        };
+        let plain = (ours.marker[i] + ours.marker_after[i]) / 2.0;
+        println!(
+            "| trace_marker + hist:keys=common_pid, {t} writer(s) | {u:.0}/s ({:.3} of plain \
+             before/after: {:.0}/{:.0}) | {k} | |",
+            u / plain,
+            ours.marker[i],
+            ours.marker_after[i]
         );
     }
     for (i, t) in threads.iter().enumerate() {

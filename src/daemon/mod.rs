@@ -21,8 +21,8 @@ pub struct CloneArgs {
     pub catalog: Option<PathBuf>,
     /// With --catalog: also offer what utracefs has beyond the catalog's kernel:
     /// synthetic_events and `s:` in dynamic_events, `u:` user events, an `inject` file in
-    /// every event that can be enabled, and the snapshot buffer. Always on with the embedded
-    /// catalog.
+    /// every event that can be enabled, the snapshot buffer and hist triggers. Always on with
+    /// the embedded catalog.
     #[arg(long)]
     pub extras: bool,
     /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8).

@@ -32,17 +32,20 @@ pub enum EventFile {
     Trigger,
     Format,
     Id,
+    /// CONFIG_HIST_TRIGGERS's `hist`: the event's histograms (every event directory has it).
+    Hist,
     /// CONFIG_TRACE_EVENT_INJECT's `inject`: writing `field=value …` emits a record.
     Inject,
 }
 
 impl EventFile {
-    pub const ALL: [EventFile; 6] = [
+    pub const ALL: [EventFile; 7] = [
         EventFile::Enable,
         EventFile::Filter,
         EventFile::Trigger,
         EventFile::Format,
         EventFile::Id,
+        EventFile::Hist,
         EventFile::Inject,
     ];
 
@@ -53,6 +56,7 @@ impl EventFile {
             EventFile::Trigger => "trigger",
             EventFile::Format => "format",
             EventFile::Id => "id",
+            EventFile::Hist => "hist",
             EventFile::Inject => "inject",
         }
     }
@@ -64,7 +68,7 @@ impl EventFile {
     /// Mode bits as the kernel gives them (§2.2).
     pub fn mode(self) -> u16 {
         match self {
-            EventFile::Format | EventFile::Id => 0o440,
+            EventFile::Format | EventFile::Id | EventFile::Hist => 0o440,
             EventFile::Inject => 0o200,
             _ => 0o640,
         }
@@ -130,6 +134,8 @@ pub struct Features {
     pub user_events: bool,
     /// CONFIG_TRACE_EVENT_INJECT: an `inject` file in every event that can be enabled.
     pub inject: bool,
+    /// CONFIG_HIST_TRIGGERS: `hist` triggers and a `hist` file in every event directory.
+    pub hist: bool,
     /// CONFIG_TRACER_SNAPSHOT: the `snapshot` buffer (its files, the `snapshot` trigger).
     pub snapshot: bool,
 }
@@ -139,6 +145,7 @@ impl Features {
         synthetic_events: true,
         user_events: true,
         inject: true,
+        hist: true,
         snapshot: true,
     };
 
@@ -148,6 +155,9 @@ impl Features {
         if self.inject && files.contains(EventFile::Enable) {
             files.insert(EventFile::Inject);
         }
+        if self.hist {
+            files.insert(EventFile::Hist);
+        }
         files
     }
 
@@ -156,6 +166,7 @@ impl Features {
             (self.synthetic_events, "synthetic_events"),
             (self.user_events, "user_events"),
             (self.inject, "inject"),
+            (self.hist, "hist"),
             (self.snapshot, "snapshot"),
         ]
         .into_iter()
@@ -173,6 +184,7 @@ impl Features {
                 "synthetic_events" => f.synthetic_events = true,
                 "user_events" => f.user_events = true,
                 "inject" => f.inject = true,
+                "hist" => f.hist = true,
                 "snapshot" => f.snapshot = true,
                 _ => return Err(format!("unknown feature `{name}`")),
             }
@@ -404,6 +416,7 @@ impl Catalog {
                 synthetic_events: exists("synthetic_events"),
                 user_events: exists("user_events_data"),
                 inject: false,
+                hist: false,
                 snapshot: exists("snapshot"),
             },
             events: Vec::new(),
@@ -418,6 +431,7 @@ impl Catalog {
                     if let Some(f) = entry.file_name().to_str().and_then(EventFile::from_name) {
                         files.insert(f);
                         cat.features.inject |= f == EventFile::Inject;
+                        cat.features.hist |= f == EventFile::Hist;
                     }
                 }
                 let format_path = ev_dir.join("format");

@@ -14,6 +14,7 @@ use crate::control::values;
 use crate::control::{cpumask, set_event};
 use crate::events::catalog::EventFile;
 use crate::events::registry::{Event, Registry, RemovedEvent, System};
+use crate::fs::hist;
 use crate::sources::{inject, markers};
 use crate::trace::commit;
 use crate::trace::snapshot;
@@ -467,10 +468,8 @@ pub fn read(reg: &Registry, ta: &TraceArray, file: &File) -> Result<Vec<u8>, i32
             summary(&ta.state.lock(), events.iter())
         }
         File::Event(ev, EventFile::Enable) => ta.state.lock().enable_text(ev.serial).into(),
-        File::Event(ev, EventFile::Trigger) => match ta.state.lock().events.get(&ev.serial) {
-            Some(e) => trigger::render(&e.triggers, reg.features.snapshot),
-            None => trigger::available_triggers(reg.features.snapshot, false),
-        },
+        File::Event(ev, EventFile::Trigger) => hist::read_trigger(reg, ta, ev),
+        File::Event(ev, EventFile::Hist) => hist::read_hist(ta, ev),
         File::Event(ev, EventFile::Format) => ev.def.format.to_string(),
         File::Event(ev, EventFile::Id) => format!("{}\n", ev.def.id.unwrap_or(0)),
         File::Event(_, EventFile::Inject) => return Err(EINVAL),
@@ -501,7 +500,7 @@ fn read_top(reg: &Registry, ta: &TraceArray, f: TopFile) -> Result<String, i32> 
     use TopFile::*;
     let st = ta.state.lock();
     Ok(match f {
-        Readme => readme(reg),
+        Readme => hist::readme(reg, readme(reg)),
         AvailableEvents => {
             drop(st);
             let mut out = String::new();
@@ -881,7 +880,7 @@ fn write_file(
             apply_filter(&mut st, ev.serial, data, result).map(|()| n)
         }
         File::Event(ev, EventFile::Trigger) => write_trigger(reg, ta, ev, data),
-        File::Event(_, EventFile::Format | EventFile::Id) => Err(EINVAL),
+        File::Event(_, EventFile::Format | EventFile::Id | EventFile::Hist) => Err(EINVAL),
     }
 }
 
@@ -893,8 +892,13 @@ fn write_trigger(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Re
     {
         return Err(EINVAL);
     }
+    if hist::is_hist_command(reg, data) {
+        return hist::write(reg, ta, ev, data).map(|()| data.len());
+    }
     let target_ok = |s: &str, e: &str| reg.find_event(s, e).is_some_and(|t| t.enableable());
-    let write = trigger::parse_write(data, target_ok, |text| check_trigger_filter(ta, ev, text))?;
+    let write = trigger::parse_write(data, target_ok, |text| {
+        compile_trigger_filter(ta, ev, text).map(drop)
+    })?;
     let target = |t: &trigger::Trigger| t.cmd.target().and_then(|(s, e)| reg.find_event(s, e));
     let mut st = ta.state.lock();
     match write {
@@ -1211,16 +1215,18 @@ fn write_system_filter(ta: &TraceArray, sys: &System, data: &[u8]) -> Result<usi
     Ok(data.len())
 }
 
-/// Checks a trigger's `if` filter against the event's fields (§8.2): a bad one fails with the
-/// filter's own errno and adds its error_log entry, as an event filter write would.
-fn check_trigger_filter(ta: &TraceArray, ev: &Event, text: &str) -> Result<(), i32> {
-    filter::compile_condition(text.as_bytes(), &ev.layout().fields)
-        .map(drop)
-        .map_err(|e| {
-            let (location, message, pos) = e.log_entry();
-            ta.state.lock().log_error(location, message, text, pos);
-            e.errno
-        })
+/// Compiles a trigger's `if` filter against the event's fields (§8.2): a bad one fails with
+/// the filter's own errno and adds its error_log entry, as an event filter write would.
+pub(crate) fn compile_trigger_filter(
+    ta: &TraceArray,
+    ev: &Event,
+    text: &str,
+) -> Result<filter::Filter, i32> {
+    filter::compile_condition(text.as_bytes(), &ev.layout().fields).map_err(|e| {
+        let (location, message, pos) = e.log_entry();
+        ta.state.lock().log_error(location, message, text, pos);
+        e.errno
+    })
 }
 
 /// Can a write to `file` create events (and so change the listings of `events/` and of the

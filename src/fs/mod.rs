@@ -19,6 +19,7 @@
 
 pub mod entry;
 pub mod files;
+pub mod hist;
 pub mod nodes;
 pub mod notify;
 pub mod passthrough;

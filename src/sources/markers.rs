@@ -4,7 +4,7 @@
 use libc::{EBADF, EINVAL};
 
 use crate::events::registry::Registry;
-use crate::trace::commit::{Source, Writer, commit, header};
+use crate::trace::commit::{Source, Writer, commit, commit_marker_with_newline, header};
 use crate::trace::render::symbols::mark_write_ip;
 use crate::trace::state::{self, TraceArray};
 
@@ -32,11 +32,16 @@ pub fn marker(reg: &Registry, ta: &TraceArray, text: &[u8], w: Writer) -> Result
     let mut rec = header(&print, w, 8 + n + 2);
     rec.extend_from_slice(&mark_write_ip().to_le_bytes());
     rec.extend_from_slice(text);
-    if text.last() != Some(&b'\n') {
+    let add_newline = text.last() != Some(&b'\n');
+    if add_newline {
         rec.push(b'\n');
     }
     rec.push(0);
-    commit(reg, ta, &print, &rec, w, None, Source::Marker);
+    if add_newline {
+        commit_marker_with_newline(reg, ta, &print, &rec, w);
+    } else {
+        commit(reg, ta, &print, &rec, w, None, Source::Marker);
+    }
     Ok(n)
 }
 

@@ -3,6 +3,7 @@
 //! state and buffers never call the commit path.
 pub mod buffer;
 pub mod commit;
+pub mod hist;
 pub mod record;
 pub mod render;
 pub mod ringbuf;

@@ -242,6 +242,8 @@ pub struct EventFilter {
 pub struct EventState {
     pub soft: SoftState,
     pub triggers: TriggerList,
+    /// `hist:` triggers, listed after the others.
+    pub hists: crate::trace::hist::HistList,
 }
 
 impl TaState {

@@ -648,6 +648,8 @@ fn catalog_features_and_printk_formats_are_served_and_extras_adds_the_rest() {
     );
     assert_eq!(
         list(&m.p("events/synthetic/foo")),
-        ["enable", "filter", "trigger", "format", "id", "inject"]
+        [
+            "enable", "filter", "trigger", "format", "id", "hist", "inject"
+        ]
     );
 }

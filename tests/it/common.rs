@@ -481,13 +481,14 @@ pub fn as_on_kernel(
 
 /// Writes `data` (O_TRUNC) to `file` under the trace array `root` after clearing its
 /// `error_log`; returns the write's result, what `file` then reads, and the new `error_log`
-/// entries (unstamped).
+/// entries (unstamped). An empty `trigger` file's command list depends on the kernel's
+/// configuration (hist, snapshot), so it reads as `# <commands>` here.
 pub fn write_outcome(root: &Path, file: &str, data: &[u8]) -> (Result<usize, i32>, String, String) {
     write_raw(&root.join("error_log"), b"", libc::O_WRONLY | libc::O_TRUNC).unwrap();
     let res = write_raw(&root.join(file), data, libc::O_WRONLY | libc::O_TRUNC);
-    (
-        res,
-        read(&root.join(file)),
-        unstamped(&read(&root.join("error_log"))),
-    )
+    let mut text = read(&root.join(file));
+    if text.starts_with("# Available triggers:\n#") {
+        text = "# Available triggers:\n# <commands>\n".into();
+    }
+    (res, text, unstamped(&read(&root.join("error_log"))))
 }

@@ -46,23 +46,28 @@ struct Target {
 }
 
 impl Target {
-    /// The files of an event directory, in readdir order: the kernel's five, plus `inject`
-    /// on the clone (CONFIG_TRACE_EVENT_INJECT, which the reference kernel lacks).
+    /// The files of an event directory, in readdir order: the kernel's five, plus `hist` and
+    /// `inject` on the clone (CONFIG_HIST_TRIGGERS and CONFIG_TRACE_EVENT_INJECT, which the
+    /// reference kernel lacks).
     fn event_files(&self) -> &'static [&'static str] {
         if self.kernel_instance.is_some() {
             &["enable", "filter", "trigger", "format", "id"]
         } else {
-            &["enable", "filter", "trigger", "format", "id", "inject"]
+            &[
+                "enable", "filter", "trigger", "format", "id", "hist", "inject",
+            ]
         }
     }
 
-    /// What an event's `trigger` file reads with no trigger: the clone has the `snapshot`
-    /// trigger (CONFIG_TRACER_SNAPSHOT, which the reference kernel lacks).
+    /// What an event's `trigger` file reads with no trigger: the clone has the `snapshot` and
+    /// hist triggers (CONFIG_TRACER_SNAPSHOT, CONFIG_HIST_TRIGGERS, which the reference kernel
+    /// lacks).
     fn available_triggers(&self) -> &'static str {
         if self.kernel_instance.is_some() {
             "# Available triggers:\n# traceon traceoff stacktrace enable_event disable_event\n"
         } else {
-            "# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event disable_event\n"
+            "# Available triggers:\n\
+# traceon traceoff snapshot stacktrace enable_event disable_event enable_hist disable_hist hist\n"
         }
     }
 
@@ -1053,6 +1058,7 @@ fn eventfs_modes_are_kernel_defaults_everywhere() {
                 "enable" | "filter" | "trigger" => 0o640,
                 "format" | "id" | "header_page" | "header_event" => 0o440,
                 "inject" if t.kernel_instance.is_none() => 0o200,
+                "hist" if t.kernel_instance.is_none() => 0o440,
                 other => panic!("events/{}: unexpected file name {other}", e.rel),
             }
         };
@@ -2908,8 +2914,7 @@ fn lookup_of_missing_names_is_enoent() {
         "events/nosuch",
         "events/sched/nosuch",
         "events/sched/sched_switch/nosuch",
-        "events/sched/sched_switch/hist",
-        "events/sched/sched_switch/hist",
+        "events/sched/sched_switch/hist_debug",
         "events/ftrace/enable",
         "events/ftrace/filter",
         "options/nosuch",

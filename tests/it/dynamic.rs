@@ -38,7 +38,9 @@ fn synthetic_event_lifecycle() {
         names.sort();
         assert_eq!(
             names,
-            ["enable", "filter", "format", "id", "inject", "trigger"],
+            [
+                "enable", "filter", "format", "hist", "id", "inject", "trigger"
+            ],
             "in {root:?}"
         );
     }

@@ -66,7 +66,9 @@ use std::time::{Duration, Instant};
 use crate::common::{Mount, drop_caches, read, soak_or, write_raw};
 use crate::tree::{LONG, getdents, run_limited, walk};
 
-const FILES: [&str; 6] = ["enable", "filter", "format", "id", "inject", "trigger"];
+const FILES: [&str; 7] = [
+    "enable", "filter", "format", "hist", "id", "inject", "trigger",
+];
 
 fn append(m: &Mount, line: &str) -> Result<usize, i32> {
     append_at(&m.path(), line)
@@ -266,7 +268,7 @@ fn h03_no_half_built_inodes() {
                         for f in FILES {
                             let p = dir.join(f);
                             let mode = match f {
-                                "format" | "id" => 0o440,
+                                "format" | "id" | "hist" => 0o440,
                                 "inject" => 0o200,
                                 _ => 0o640,
                             };

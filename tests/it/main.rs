@@ -7,6 +7,7 @@ mod datapath;
 mod differential;
 mod dynamic;
 mod filters;
+mod hist;
 mod history;
 mod instances;
 mod kernel_source;

@@ -37,8 +37,9 @@ const PERCPU_ALLOCATED: &str = "# tracer: nop
 #                       is not a '0' or '1')
 ";
 
-const TRIGGERS: &str =
-    "# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event disable_event\n";
+/// The clone's empty `trigger` file (it has the snapshot buffer and hist triggers).
+const TRIGGERS: &str = "# Available triggers:\n\
+# traceon traceoff snapshot stacktrace enable_event disable_event enable_hist disable_hist hist\n";
 
 const PRINT_TRIGGER: &str = "events/ftrace/print/trigger";
 
@@ -315,7 +316,14 @@ fn the_readme_and_file_set_follow_the_feature() {
         "comm-pid list\n\n  snapshot\t\t- Like 'trace' but shows the content of the static\n\
          \t\t\t  snapshot buffer. Read the contents for more\n\t\t\t  information\n  dynamic_events"
     ));
-    assert!(readme.contains("\t\t    stacktrace\n\t\t    snapshot\n\t   example:"));
+    assert!(
+        readme.contains(
+            "\t\t    stacktrace\n\t\t    snapshot\n\t\t    hist (see below)\n\t   example:"
+        )
+    );
+    assert!(readme.contains(
+        "save current event fields\n\t        snapshot()                           - snapshot the trace buffer\n\n"
+    ));
     assert!(m.p("per_cpu/cpu0/snapshot_raw").exists());
     // CONFIG_TRACER_SNAPSHOT selects CONFIG_TRACER_MAX_TRACE: `tracing_max_latency` in µs.
     assert_eq!(read(&m.p("tracing_max_latency")), "0\n");

@@ -789,12 +789,16 @@ fn getdents_small_buffers_give_each_name_once() {
             );
         }
     }
-    // The hidden-file case the kernel once got wrong (1e4624eb5a0e): exactly `format id`.
+    // The hidden-file case the kernel once got wrong (1e4624eb5a0e): exactly `format id`,
+    // and `hist`, which every event directory has (CONFIG_HIST_TRIGGERS).
     let names: BTreeSet<String> = list(&m.p("events/ftrace/function")).into_iter().collect();
     assert_eq!(
         names,
-        ["format", "id"].iter().map(|s| s.to_string()).collect(),
-        "events/ftrace/function must offer only format and id"
+        ["format", "hist", "id"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        "events/ftrace/function must offer only format, id and hist"
     );
 }
 
@@ -1179,8 +1183,7 @@ fn missing_name_lookups_leave_no_nodes() {
         "events/ftrace/function/trigger",
         "events/ftrace/print/enable",
         "events/ftrace/print/filter",
-        "events/sched/sched_switch/hist",
-        "events/sched/sched_switch/hist",
+        "events/sched/sched_switch/hist_debug",
     ];
     let mut rng = Rng::new(seed());
     let mut wrong = Vec::new();

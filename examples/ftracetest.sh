@@ -47,6 +47,10 @@ if [ ! -x "$ftrace_dir/ftracetest" ]; then
         linux-source-6.12/tools/testing/selftests/ftrace
 fi
 
+# The inter-event tests make sched_waking/sched_switch records with ping.
+command -v ping >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iputils-ping >/dev/null
+
 bin=${UTRACEFS:-}
 if [ -z "$bin" ]; then
     cargo build --release --quiet --manifest-path "$root/Cargo.toml"

@@ -12,8 +12,11 @@
 //! The kernel insists that while an inode has a passthrough open, every open of it is
 //! passthrough with the same backing file (else the open fails with EIO). So a backing is kept
 //! per inode until the kernel forgets the inode, and a write open (root may open a 0444 file
-//! for writing) is passthrough only while a read open is live — its writes then fail with
-//! EPERM (the sealed memfd) where the kernel says EINVAL — and direct I/O otherwise.
+//! for writing) is direct I/O, its writes answered EINVAL as in tracefs — unless a read open
+//! is still live: it then shares the backing, and its writes fail with EPERM (the sealed
+//! memfd). A reader closed just before is not live, but the kernel sends its RELEASE after
+//! close(2) returns: the write open waits a moment ([`RELEASE_GRACE`]) for pending releases,
+//! so `cat format; echo 1 > format` gets EINVAL every time.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -22,10 +25,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use fuser::{BackingId, FopenFlags, ReplyOpen};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::files::File;
 use crate::events::catalog::EventFile;
+use crate::events::registry::RELEASE_GRACE;
 use crate::trace::state::TraceArray;
 
 /// The backing files of the inodes open (or opened) through passthrough.
@@ -34,6 +38,8 @@ pub struct Passthrough {
     /// The kernel granted FUSE_PASSTHROUGH and backing files can be registered.
     enabled: AtomicBool,
     backings: Mutex<HashMap<u64, Backing>>,
+    /// Signalled when a read open is released (a write open may be waiting for it).
+    released: Condvar,
     /// `backings.len()`, readable without the lock.
     held: AtomicUsize,
 }
@@ -105,7 +111,15 @@ impl Passthrough {
         }
         let mut backings = self.backings.lock();
         if !read_only {
-            // Only while a read open is live must a write open share its backing.
+            // Only while a read open is live must a write open share its backing; one closed
+            // a moment ago has its RELEASE on the way.
+            let deadline = std::time::Instant::now() + RELEASE_GRACE;
+            while backings.get(&ino).is_some_and(|b| !b.readers.is_empty())
+                && !self
+                    .released
+                    .wait_until(&mut backings, deadline)
+                    .timed_out()
+            {}
             return match backings.get(&ino) {
                 Some(b) if !b.readers.is_empty() => {
                     let id = b.id.clone();
@@ -158,8 +172,10 @@ impl Passthrough {
 
     /// Handle `fh` of `ino` was released.
     pub fn release(&self, ino: u64, fh: u64) {
-        if let Some(b) = self.backings.lock().get_mut(&ino) {
-            b.readers.remove(&fh);
+        if let Some(b) = self.backings.lock().get_mut(&ino)
+            && b.readers.remove(&fh)
+        {
+            self.released.notify_all();
         }
     }
 

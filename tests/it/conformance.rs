@@ -2610,6 +2610,20 @@ fn writing_read_only_files_is_einval() {
     }
 }
 
+/// `cat format; echo 1 > format`, again and again: EINVAL every time. The kernel reads a
+/// `format` from a passthrough backing, and FUSE sends the reader's RELEASE after close(2)
+/// returns, so a write open racing it must not mistake the closed reader for a live one.
+#[test]
+fn writing_a_format_just_read_is_einval_every_time() {
+    let t = Target::new();
+    let p = t.p("events/sched/sched_switch/format");
+    for i in 0..300 {
+        rb(&p);
+        let fd = open(&p, O_WRONLY).unwrap();
+        assert_eq!(fd_write(&fd, b"1"), Err(EINVAL), "write {i}");
+    }
+}
+
 #[test]
 fn zero_length_writes_return_0_where_the_kernel_does() {
     let t = Target::new();

@@ -585,11 +585,8 @@ fn cmp_key(f: &HistField, a: &KeyPart, b: &KeyPart) -> std::cmp::Ordering {
 /// `%ps`/`%pS` of an address our records may carry: a symbol name, or `0x…` as the kernel
 /// prints an address kallsyms does not know.
 fn symbol(addr: u64, offset: bool) -> String {
-    match crate::trace::render::symbols::symbolize(addr) {
-        Some(s) if offset => format!("{s}+0x0/0x0"),
-        Some(s) => s,
-        None => format!("0x{addr:x}"),
-    }
+    use crate::trace::render::{symbol, symbols::symbolize};
+    symbol(&symbolize, addr, offset)
 }
 
 /// `hist_trigger_print_key()`.

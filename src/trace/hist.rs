@@ -611,8 +611,8 @@ fn print_key(spec: &HistSpec, key: &[KeyPart], e: &Elt, out: &mut String) {
         } else if f.has(fl::EXECNAME) {
             let _ = write!(out, "{name}: {:<16}[{u:>10}]", e.comm);
         } else if f.has(fl::SYSCALL) {
-            // The clone has no syscall table: every number reads as the kernel's fallback.
-            let _ = write!(out, "{name}: {:<30}[{u:>3}]", "unknown_syscall");
+            let sys = crate::trace::syscall_names::syscall_name(u).unwrap_or("unknown_syscall");
+            let _ = write!(out, "{name}: {sys:<30}[{u:>3}]");
         } else if f.has(fl::STACKTRACE) {
             match &f.field {
                 Some(fd) => {

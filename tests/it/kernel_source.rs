@@ -605,3 +605,25 @@ fn a_function_filter_keeps_the_calls_from_that_function() {
         assert_eq!(clone, kernel, "{text}");
     }
 }
+
+/// hist `.syscall` keys name the kernel's system calls as `get_syscall_name()` does
+/// (`sys_` and the metadata's name), padded as `hist_trigger_print_key()` pads them.
+#[test]
+fn hist_syscall_keys_name_the_system_calls() {
+    let k = KernelTracefs::mount().unwrap();
+    let m = start(&k, &["--extras"]);
+    let exit = m.p("events/raw_syscalls/sys_exit");
+    std::fs::write(exit.join("trigger"), "hist:keys=id.syscall").unwrap();
+    std::fs::write(exit.join("enable"), "1").unwrap();
+    let line = format!("{{ id: {:<30}[ 59] }} hitcount:", "sys_execve");
+    let hist = poll("an execve in the histogram", || {
+        Command::new("/bin/true").status().unwrap();
+        let hist = read(&exit.join("hist"));
+        hist.contains(&line).then_some(hist)
+    });
+    std::fs::write(exit.join("enable"), "0").unwrap();
+    assert!(
+        hist.contains(&format!("{{ id: {:<30}[  0] }}", "sys_read")),
+        "{hist}"
+    );
+}

@@ -55,12 +55,17 @@ fn skipped_module(m: &str) -> bool {
 impl Symbols {
     /// Parse /proc/kallsyms text (`addr type name [module]` lines).
     pub fn parse(text: &str) -> Symbols {
+        Symbols::from_lines(text.lines())
+    }
+
+    /// Parse /proc/kallsyms lines.
+    pub fn from_lines<L: AsRef<str>>(lines: impl Iterator<Item = L>) -> Symbols {
         let mut s = Symbols::default();
         let mut core = Vec::new();
         let mut mods = Vec::new();
-        let mut marks: std::collections::HashMap<&str, u64> = Default::default();
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
+        let mut marks: std::collections::HashMap<String, u64> = Default::default();
+        for line in lines {
+            let mut it = line.as_ref().split_whitespace();
             let (Some(addr), Some(_ty), Some(name)) = (it.next(), it.next(), it.next()) else {
                 continue;
             };
@@ -97,7 +102,7 @@ impl Symbols {
                         | "__init_end"
                 )
             {
-                marks.entry(name).or_insert(addr);
+                marks.entry(name.to_string()).or_insert(addr);
             }
             let sym = Sym {
                 addr,
@@ -108,6 +113,10 @@ impl Symbols {
             s.names.push_str(name);
             if module == 0 { &mut core } else { &mut mods }.push(sym);
         }
+        // A daemon keeps what it once allocated: no slack.
+        s.names.shrink_to_fit();
+        core.shrink_to_fit();
+        mods.shrink_to_fit();
         // Stable: among aliases the file's (the kernel table's) order stays.
         if core.iter().chain(&mods).all(|x| x.addr == 0) {
             return Symbols::default();
@@ -258,8 +267,12 @@ impl Hit<'_> {
 pub fn global() -> &'static Symbols {
     static TABLE: OnceLock<Symbols> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
-        let table = Symbols::parse(&text);
+        use std::io::BufRead;
+        // Streamed: the file is megabytes.
+        let table = match std::fs::File::open("/proc/kallsyms") {
+            Ok(f) => Symbols::from_lines(std::io::BufReader::new(f).lines().map_while(Result::ok)),
+            Err(_) => Symbols::default(),
+        };
         if table.is_empty() {
             tracing::info!(
                 "/proc/kallsyms gives no addresses (kptr_restrict, or not root): kernel \

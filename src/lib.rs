@@ -8,6 +8,7 @@ pub mod control;
 pub mod daemon;
 pub mod events;
 pub mod fs;
+pub mod kallsyms;
 pub mod sources;
 pub mod trace;
 

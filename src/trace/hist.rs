@@ -585,11 +585,8 @@ fn cmp_key(f: &HistField, a: &KeyPart, b: &KeyPart) -> std::cmp::Ordering {
 /// `%ps`/`%pS` of an address our records may carry: a symbol name, or `0x…` as the kernel
 /// prints an address kallsyms does not know.
 fn symbol(addr: u64, offset: bool) -> String {
-    match crate::trace::render::symbols::symbolize(addr) {
-        Some(s) if offset => format!("{s}+0x0/0x0"),
-        Some(s) => s,
-        None => format!("0x{addr:x}"),
-    }
+    use crate::trace::render::{symbol, symbols::symbolize};
+    symbol(&symbolize, addr, offset)
 }
 
 /// `hist_trigger_print_key()`.
@@ -614,8 +611,8 @@ fn print_key(spec: &HistSpec, key: &[KeyPart], e: &Elt, out: &mut String) {
         } else if f.has(fl::EXECNAME) {
             let _ = write!(out, "{name}: {:<16}[{u:>10}]", e.comm);
         } else if f.has(fl::SYSCALL) {
-            // The clone has no syscall table: every number reads as the kernel's fallback.
-            let _ = write!(out, "{name}: {:<30}[{u:>3}]", "unknown_syscall");
+            let sys = crate::trace::syscall_names::syscall_name(u).unwrap_or("unknown_syscall");
+            let _ = write!(out, "{name}: {sys:<30}[{u:>3}]");
         } else if f.has(fl::STACKTRACE) {
             match &f.field {
                 Some(fd) => {

@@ -9,4 +9,5 @@ pub mod render;
 pub mod ringbuf;
 pub mod snapshot;
 pub mod state;
+pub mod syscall_names;
 pub mod tasks;

@@ -6,7 +6,7 @@
 //! Waits are polls with a generous bound (the source applies changes every 100 ms); none
 //! asserts on speed, except the watchdog's 2 s after a SIGKILL, which is the feature.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -419,4 +419,214 @@ fn an_event_whose_fields_differ_from_the_hosts_is_refused_once() {
         .collect();
     assert_eq!(refused.len(), 1, "{log}");
     assert!(refused[0].contains("prev_prio"), "{}", refused[0]);
+}
+
+/// Some kmalloc records: a shell listing directories and reading /proc.
+fn kmalloc_load() {
+    Command::new("sh")
+        .args([
+            "-c",
+            "for i in $(seq 3); do ls -R /etc >/dev/null; cat /proc/self/status >/dev/null; done",
+        ])
+        .status()
+        .unwrap();
+}
+
+/// The text after `kmalloc: ` of every kmalloc line of a `trace`, without its `ptr=` (the
+/// kernel hashes `%p`, the clone prints it raw), leaving out the records of `daemon`'s
+/// threads (the daemon's kernel instance does not trace them).
+fn kmalloc_payloads(trace: &str, daemon: Option<u32>) -> BTreeSet<String> {
+    let of_daemon = |task: &str| {
+        let tid = task.trim().rsplit('-').next().unwrap_or("");
+        daemon.is_some_and(|d| Path::new(&format!("/proc/{d}/task/{tid}")).exists())
+    };
+    trace
+        .lines()
+        .filter_map(|l| l.split_once("kmalloc: "))
+        .filter(|(head, _)| !of_daemon(head.split(" [").next().unwrap_or("")))
+        .map(|(_, p)| {
+            let words: Vec<&str> = p.split(' ').filter(|w| !w.starts_with("ptr=")).collect();
+            words.join(" ")
+        })
+        .collect()
+}
+
+/// Kernel addresses are named from kallsyms as the kernel names them: a kmalloc record's
+/// `call_site=%pS` reads as in a kernel instance that recorded the same records, and hist
+/// `.sym`/`.sym-offset` keys print `[addr] name` and `[addr] name+0xoff/0xsize`, padded as
+/// `hist_trigger_print_key()` pads them.
+#[test]
+fn kernel_addresses_are_named_as_the_kernel_names_them() {
+    let k = KernelTracefs::mount().unwrap();
+    let m = start(&k, &["--extras"]);
+    let own = crate::common::KernelInst::new("ksyms");
+    let kmalloc = m.p("events/kmem/kmalloc");
+    std::fs::write(kmalloc.join("trigger"), "hist:keys=call_site.sym").unwrap();
+    std::fs::write(kmalloc.join("trigger"), "hist:keys=call_site.sym-offset").unwrap();
+    std::fs::write(kmalloc.join("enable"), "1").unwrap();
+    // The clone records over a window that holds the kernel instance's.
+    std::fs::write(own.p("events/kmem/kmalloc/enable"), "1").unwrap();
+    kmalloc_load();
+    std::fs::write(own.p("events/kmem/kmalloc/enable"), "0").unwrap();
+    let kernel = kmalloc_payloads(&read(&own.p("trace")), Some(m.pid()));
+    assert!(
+        kernel
+            .iter()
+            .any(|p| p.starts_with("call_site=") && p.contains('+')),
+        "the kernel names call sites: {kernel:?}"
+    );
+    // Under load either instance may lose records (the kernel's buffers overflow between
+    // reads), so most, not all, of the kernel's lines must read the same in the clone; text
+    // printed differently matches none.
+    let clone = poll("the clone has most of the kernel instance's lines", || {
+        let clone = kmalloc_payloads(&read(&m.p("trace")), None);
+        (kernel.intersection(&clone).count() * 2 >= kernel.len()).then_some(clone)
+    });
+    std::fs::write(kmalloc.join("enable"), "0").unwrap();
+
+    // hist: both keys of every entry name the same symbol, the one `trace` names.
+    let call_sites: Vec<&str> = clone
+        .iter()
+        .filter_map(|p| p.split(' ').find_map(|w| w.strip_prefix("call_site=")))
+        .collect();
+    let hist = read(&kmalloc.join("hist"));
+    let entries = |offset: bool| -> BTreeMap<u64, String> {
+        hist.lines()
+            .filter_map(|l| l.strip_prefix("{ call_site: ["))
+            .filter_map(|l| {
+                let (addr, rest) = l.split_once("] ")?;
+                let addr = u64::from_str_radix(addr, 16).ok()?;
+                let sym = rest.split_once(" }")?.0.trim_end();
+                (sym.contains('+') == offset).then(|| (addr, sym.to_string()))
+            })
+            .collect()
+    };
+    let (syms, offsets) = (entries(false), entries(true));
+    assert!(!syms.is_empty(), "{hist}");
+    assert_eq!(syms.len(), offsets.len(), "{hist}");
+    assert!(
+        offsets.values().any(|t| call_sites.contains(&t.as_str())),
+        "{hist}\n{call_sites:?}"
+    );
+    let kallsyms = read(Path::new("/proc/kallsyms"));
+    for (addr, text) in &offsets {
+        // `name+0xoff/0xsize`: kallsyms has `name` at addr - off.
+        let (name_off, _size) = text.split_once('/').unwrap();
+        let (sym, off) = name_off.split_once("+0x").unwrap();
+        let start = addr - u64::from_str_radix(off, 16).unwrap();
+        let start = format!("{start:016x}");
+        assert!(
+            kallsyms.lines().any(|l| {
+                let mut w = l.split_whitespace();
+                w.next() == Some(start.as_str()) && w.nth(1) == Some(sym)
+            }),
+            "{text} at {addr:x}"
+        );
+        let name = &syms[addr];
+        assert_eq!(text.split('+').next(), Some(name.as_str()));
+        assert!(
+            hist.contains(&format!("{{ call_site: [{addr:x}] {name:<45} }} hitcount:")),
+            "{hist}"
+        );
+        assert!(
+            hist.contains(&format!("{{ call_site: [{addr:x}] {text:<55} }} hitcount:")),
+            "{hist}"
+        );
+    }
+}
+
+/// `call_site.function == NAME` (or `== 0xADDR` of its start) keeps the records whose
+/// call site lies in that function, as `filter_pred_function()` does; a name kallsyms does
+/// not know fails as in a kernel instance (errno, filter text, error_log).
+#[test]
+fn a_function_filter_keeps_the_calls_from_that_function() {
+    let k = KernelTracefs::mount().unwrap();
+    let m = start(&k, &[]);
+    let own = crate::common::KernelInst::new("ksyms-filter");
+    let kmalloc = m.p("events/kmem/kmalloc");
+    std::fs::write(kmalloc.join("enable"), "1").unwrap();
+    kmalloc_load();
+    std::fs::write(kmalloc.join("enable"), "0").unwrap();
+    // The function that called kmalloc most often.
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &kmalloc_payloads(&read(&m.p("trace")), None) {
+        if let Some(site) = p.split(' ').find_map(|w| w.strip_prefix("call_site=")) {
+            *counts
+                .entry(site.split('+').next().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    let func = counts.iter().max_by_key(|(_, n)| **n).unwrap().0.clone();
+    let kallsyms = read(Path::new("/proc/kallsyms"));
+    let addr = kallsyms
+        .lines()
+        .find_map(|l| l.strip_suffix(&format!(" {func}"))?.split(' ').next())
+        .unwrap()
+        .to_string();
+    for target in [func.clone(), format!("0x{addr}")] {
+        std::fs::write(m.p("trace"), "").unwrap();
+        std::fs::write(
+            kmalloc.join("filter"),
+            format!("call_site.function == {target}"),
+        )
+        .unwrap();
+        std::fs::write(kmalloc.join("enable"), "1").unwrap();
+        let lines = poll("a kmalloc call from the function", || {
+            kmalloc_load();
+            let lines = kmalloc_payloads(&read(&m.p("trace")), None);
+            (!lines.is_empty()).then_some(lines)
+        });
+        std::fs::write(kmalloc.join("enable"), "0").unwrap();
+        let prefix = format!("call_site={func}+");
+        for l in &lines {
+            assert!(l.contains(&prefix), "{target}: {l}");
+        }
+    }
+    // `!=` keeps every other call.
+    std::fs::write(m.p("trace"), "").unwrap();
+    std::fs::write(
+        kmalloc.join("filter"),
+        format!("call_site.function != {func}"),
+    )
+    .unwrap();
+    std::fs::write(kmalloc.join("enable"), "1").unwrap();
+    kmalloc_load();
+    std::fs::write(kmalloc.join("enable"), "0").unwrap();
+    let others = kmalloc_payloads(&read(&m.p("trace")), None);
+    assert!(!others.is_empty());
+    let prefix = format!("call_site={func}+");
+    assert!(others.iter().all(|l| !l.contains(&prefix)));
+
+    for text in [
+        "call_site.function == no_such_function_utracefs",
+        "call_site.function == 0x1",
+        "call_site.function == schedule)",
+    ] {
+        let file = "events/kmem/kmalloc/filter";
+        let clone = crate::common::write_outcome(&m.p(""), file, text.as_bytes());
+        let kernel = crate::common::write_outcome(&own.p(""), file, text.as_bytes());
+        assert_eq!(clone, kernel, "{text}");
+    }
+}
+
+/// hist `.syscall` keys name the kernel's system calls as `get_syscall_name()` does
+/// (`sys_` and the metadata's name), padded as `hist_trigger_print_key()` pads them.
+#[test]
+fn hist_syscall_keys_name_the_system_calls() {
+    let k = KernelTracefs::mount().unwrap();
+    let m = start(&k, &["--extras"]);
+    let exit = m.p("events/raw_syscalls/sys_exit");
+    std::fs::write(exit.join("trigger"), "hist:keys=id.syscall").unwrap();
+    std::fs::write(exit.join("enable"), "1").unwrap();
+    let line = format!("{{ id: {:<30}[ 59] }} hitcount:", "sys_execve");
+    let hist = poll("an execve in the histogram", || {
+        Command::new("/bin/true").status().unwrap();
+        let hist = read(&exit.join("hist"));
+        hist.contains(&line).then_some(hist)
+    });
+    std::fs::write(exit.join("enable"), "0").unwrap();
+    assert!(
+        hist.contains(&format!("{{ id: {:<30}[  0] }}", "sys_read")),
+        "{hist}"
+    );
 }

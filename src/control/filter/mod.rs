@@ -620,23 +620,41 @@ fn parse_pred(s: &[u8], pos: usize, fields: &Fields) -> Result<(usize, Pred), PE
         if !matches!(op, Op::Eq | Op::Ne) {
             return Err(ein(msg::INVALID_OP, i));
         }
-        if k_isdigit(at(s, i)) {
+        let syms = crate::kallsyms::global();
+        let ip = if k_isdigit(at(s, i)) {
             while k_isalnum(at(s, i)) {
                 i += 1;
             }
             if i - vs >= 24 {
                 return Err(ein(msg::OPERAND_TOO_LONG, i));
             }
-            if kstrtoull(&s[vs..i]).is_none() {
+            let Some(ip) = kstrtoull(&s[vs..i]) else {
                 return Err(ein(msg::INVALID_VALUE, i));
-            }
+            };
+            Some(ip)
         } else {
+            // The name runs to the next space, `)` included, as in the kernel.
             while at(s, i) != 0 && !k_isspace(at(s, i)) {
                 i += 1;
             }
-        }
-        // No kernel symbols here: every name and address is unknown.
-        return Err(ein(msg::NO_FUNCTION, i));
+            std::str::from_utf8(&s[vs..i])
+                .ok()
+                .and_then(|name| syms.lookup_name(name))
+        };
+        // `kallsyms_lookup_size_offset()`: the function's start and end.
+        let Some(hit) = ip.and_then(|ip| Some((ip, syms.lookup(ip)?))) else {
+            return Err(ein(msg::NO_FUNCTION, i));
+        };
+        let start = hit.0 - hit.1.offset;
+        return Ok((
+            i,
+            Pred::Function {
+                offset: field.offset,
+                start,
+                end: start.wrapping_add(hit.1.size),
+                not: op == Op::Ne,
+            },
+        ));
     }
 
     if rest_starts(s, i, b"CPUS") {

@@ -96,6 +96,13 @@ pub(super) enum Pred {
         regex: Regex,
         not: bool,
     },
+    /// `.function`: the address field lies in [start, end) (`filter_pred_function()`).
+    Function {
+        offset: usize,
+        start: u64,
+        end: u64,
+        not: bool,
+    },
 }
 
 fn read_uint(rec: &[u8], offset: usize, size: usize) -> u64 {
@@ -326,6 +333,15 @@ impl Pred {
     fn eval(&self, rec: &[u8], ctx: &RecordContext) -> bool {
         match self {
             Pred::Nop => false,
+            Pred::Function {
+                offset,
+                start,
+                end,
+                not,
+            } => {
+                let addr = read_uint(rec, *offset, 8);
+                (*start..*end).contains(&addr) ^ not
+            }
             Pred::Num {
                 offset,
                 size,

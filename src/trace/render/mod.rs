@@ -1821,7 +1821,7 @@ fn pointer_ext(ext: &str, rec: &[u8], o: usize) -> Option<String> {
 /// `%pS`/`%ps`: the callback gives `sprint_symbol()` text (`name+0xoff/0xsize`
 /// plus ` [module]`); `%ps` drops the offset part; unknown addresses print as
 /// `0x%lx`, as `__sprint_symbol()` does.
-fn symbol(sym: &dyn Fn(u64) -> Option<String>, addr: u64, offset: bool) -> String {
+pub(crate) fn symbol(sym: &dyn Fn(u64) -> Option<String>, addr: u64, offset: bool) -> String {
     match sym(addr) {
         Some(s) if offset => s,
         Some(s) => strip_offset(&s),

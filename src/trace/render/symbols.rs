@@ -1,4 +1,5 @@
-//! The addresses our records carry and the names `trace` prints for them (`%ps`).
+//! The addresses our records carry and the names `trace` prints for them (`%pS`, `%ps`):
+//! the clone's own marker address, and the kernel's (`--kernel-source`) through kallsyms.
 
 /// `_THIS_IP_` of the kernel's `tracing_mark_write`, read from /proc/kallsyms once (0 when
 /// it is not readable), so tools that symbolize `ip` with the machine's kallsyms (trace-cmd
@@ -25,7 +26,22 @@ pub fn mark_write_ip() -> u64 {
     })
 }
 
-/// `%ps` of the addresses our records carry.
+/// `sprint_symbol()` text of an address our records may carry (`name+0xoff/0xsize`, plus
+/// ` [module]`), or `None` where kallsyms names nothing.
 pub fn symbolize(ip: u64) -> Option<String> {
-    (ip != 0 && ip == mark_write_ip()).then(|| "tracing_mark_write".to_string())
+    if ip == 0 {
+        return None;
+    }
+    // Our own marker records name their writer without loading the whole table.
+    if ip == mark_write_ip() {
+        return Some("tracing_mark_write".to_string());
+    }
+    // A user-space value never names a kernel symbol: no need to load kallsyms for it.
+    if ip < KERNEL_HALF {
+        return None;
+    }
+    crate::kallsyms::sprint_symbol(ip)
 }
+
+/// Where the kernel's half of the x86-64 address space starts.
+const KERNEL_HALF: u64 = 0xffff_8000_0000_0000;

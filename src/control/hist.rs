@@ -132,6 +132,10 @@ pub mod err {
     pub const ONX_VAR_NOT_FOUND: usize = 23;
     pub const TOO_MANY_PARAMS: usize = 26;
     pub const INVALID_PARAM: usize = 28;
+    pub const EVENT_FILE_NOT_FOUND: usize = 13;
+    pub const HIST_NOT_FOUND: usize = 14;
+    pub const HIST_CREATE_FAIL: usize = 15;
+    pub const FIELD_VAR_PARSE_FAIL: usize = 20;
     pub const ACTION_NOT_FOUND: usize = 29;
     pub const NO_SAVE_PARAMS: usize = 30;
     pub const ACTION_MISMATCH: usize = 32;
@@ -314,7 +318,7 @@ impl HistField {
     }
 
     /// `expr_field_str()`.
-    fn expr_field_str(&self, out: &mut String) {
+    pub fn expr_field_str(&self, out: &mut String) {
         if self.has(fl::VAR_REF) {
             if self.system.is_none() {
                 out.push('$');
@@ -555,6 +559,26 @@ pub struct HistSpec {
     pub filter: Option<String>,
     /// Handlers and actions, in the order written.
     pub actions: Vec<Action>,
+    /// Fields of other events that trace actions pass on (`sys.event.field`, or a field of
+    /// the `onmatch()` event): each needs a histogram on that event defining the variable
+    /// `synthetic_<field>` (`create_field_var_hist()`), which the caller creates.
+    pub field_var_hists: Vec<FieldVarHist>,
+}
+
+/// A field of another event an action reads, through a variable `synthetic_<field>` on a
+/// histogram of that event with this one's keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldVarHist {
+    pub system: String,
+    pub event: String,
+    pub field: String,
+}
+
+impl FieldVarHist {
+    /// The variable the histogram on the other event defines.
+    pub fn var_name(&self) -> String {
+        format!("synthetic_{}", self.field)
+    }
 }
 
 impl HistSpec {
@@ -684,6 +708,26 @@ impl HistSpec {
         out
     }
 
+    /// The keys as `create_field_var_hist()` writes them in a new histogram's command.
+    pub fn key_list(&self) -> String {
+        let mut s = String::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            k.expr_field_str(&mut s);
+        }
+        s
+    }
+
+    /// `compatible_keys()`: as many keys, each of the same size, signedness and kind.
+    pub fn keys_compatible(&self, other: &HistSpec) -> bool {
+        self.keys.len() == other.keys.len()
+            && self.keys.iter().zip(&other.keys).all(|(a, b)| {
+                a.size == b.size && a.signed == b.signed && a.is_string() == b.is_string()
+            })
+    }
+
     /// `tracing_map` field index `idx` as a key (`Some(key index)`) or a value sum (`None`).
     pub fn key_of_map_idx(&self, idx: usize) -> Option<usize> {
         let first_key_idx = self.vals.len() - self.n_vars;
@@ -697,6 +741,8 @@ pub type VarLookup<'a> = dyn Fn(Option<&str>, Option<&str>, &str) -> Option<u32>
 /// What the parser asks of the trace array.
 pub struct Env<'a> {
     pub fields: &'a Fields,
+    /// The event the histogram is on (system, name).
+    pub event: (&'a str, &'a str),
     /// A `!hist…` removal (variables may then repeat existing ones).
     pub remove: bool,
     /// Does another hist trigger of this event define variable `name`?
@@ -923,6 +969,7 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
         enable_timestamps: false,
         filter,
         actions: Vec::new(),
+        field_var_hists: Vec::new(),
     };
     let mut assignments: Vec<&str> = Vec::new();
     let mut action_strs: Vec<&str> = Vec::new();
@@ -1719,7 +1766,9 @@ pub fn create_actions(
         let mut args = Vec::new();
         for param in &a.params {
             let mut n = 0;
-            let f = if param.contains('$') {
+            let f = if a.kind == ActionKind::Trace && !param.contains('$') {
+                p.trace_field_param(param, &a.handler, &mut spec.field_var_hists)?
+            } else if param.contains('$') {
                 p.parse_atom(param, 0, None)?
             } else {
                 p.parse_expr(param, 0, None, &mut n)?
@@ -1730,6 +1779,73 @@ pub fn create_actions(
     }
     spec.actions = actions;
     Ok(())
+}
+
+impl Parser<'_> {
+    /// `trace_action_create_field_var()`: a field parameter of a trace action. A field of
+    /// this event (unqualified, or qualified with this event's name) is read from the record;
+    /// `sys.event.field` of another event, or an unqualified name this event lacks in an
+    /// `onmatch()` action, becomes a reference to `synthetic_<field>` on that event, whose
+    /// histogram the caller creates ([`FieldVarHist`]).
+    fn trace_field_param(
+        &mut self,
+        param: &str,
+        handler: &Handler,
+        requests: &mut Vec<FieldVarHist>,
+    ) -> Result<HistField, HistError> {
+        let mut rest = Some(param);
+        let first = strsep(&mut rest, &['.']).unwrap_or("");
+        let (system, event, field) = match rest {
+            None => (None, None, param),
+            Some(r) => {
+                let mut r = Some(r);
+                let event = strsep(&mut r, &['.']).unwrap_or("");
+                let Some(field) = r else {
+                    return Err(HistError::plain(libc::EINVAL));
+                };
+                (Some(first), Some(event), field)
+            }
+        };
+        let on_target = match (system, event) {
+            (Some(s), Some(e)) => (s, e) == self.env.event,
+            _ => true,
+        };
+        let (system, event) = match (system, event) {
+            _ if on_target => match self.parse_atom(field, 0, None) {
+                Ok(f) => return Ok(f),
+                Err(e) => match (system, handler) {
+                    // create_field_var() logs the parse failure; an onmatch() action then
+                    // looks for the field on the matched event.
+                    (None, Handler::OnMatch { system, event }) => (system.as_str(), event.as_str()),
+                    _ => {
+                        return Err(match e.log {
+                            Some(_) => self.err(err::FIELD_VAR_PARSE_FAIL, field, e.errno),
+                            None => e,
+                        });
+                    }
+                },
+            },
+            (Some(s), Some(e)) => (s, e),
+            _ => return Err(HistError::plain(libc::EINVAL)),
+        };
+        if !(self.env.event_exists)(system, event) {
+            return Err(self.err(err::EVENT_FILE_NOT_FOUND, field, libc::EINVAL));
+        }
+        let req = FieldVarHist {
+            system: system.to_owned(),
+            event: event.to_owned(),
+            field: field.to_owned(),
+        };
+        let mut r = HistField::new(fl::VAR_REF, None, None);
+        r.name = req.var_name();
+        r.system = Some(req.system.clone());
+        r.event = Some(req.event.clone());
+        r.size = 8;
+        if !requests.contains(&req) {
+            requests.push(req);
+        }
+        Ok(r)
+    }
 }
 
 impl Action {
@@ -1764,6 +1880,7 @@ print fmt: \"\"\n",
         let f = fields();
         let env = Env {
             fields: &f,
+            event: ("kmem", "kmalloc"),
             remove: false,
             var_exists: &|_| false,
             var_known: &|_, _, _| None,

@@ -24,12 +24,13 @@ enum KeyPart {
 }
 
 /// One entry: the sums (hitcount first, then each value), variables (`None` until set, and
-/// again once a reference read it once), the comm of the task that created it (for
-/// `.execname`), and per `onmax()`/`onchange()` action the tracked value and saved fields.
+/// again once a reference read it once; a string variable keeps its bytes), the comm of the
+/// task that created it (for `.execname`), and per `onmax()`/`onchange()` action the tracked
+/// value and saved fields.
 #[derive(Clone, Debug)]
 struct Elt {
     sums: Vec<u64>,
-    vars: Vec<Option<u64>>,
+    vars: Vec<Option<ActionValue>>,
     comm: Box<str>,
     track: Vec<Option<(u64, Vec<ActionValue>)>>,
 }
@@ -39,6 +40,17 @@ struct Elt {
 pub enum ActionValue {
     Num(u64),
     Str(Vec<u8>),
+}
+
+impl ActionValue {
+    /// The value as an operand of an expression (a string reads 0: the parser refuses
+    /// strings as operands).
+    fn num(&self) -> u64 {
+        match self {
+            ActionValue::Num(n) => *n,
+            ActionValue::Str(_) => 0,
+        }
+    }
 }
 
 /// A synthetic event an action generates (`trace_synth()`), for the caller to commit.
@@ -94,6 +106,9 @@ pub struct HistTrigger {
     data: Arc<HistData>,
     /// Resolved variable references (operands of expressions and action parameters).
     refs: Vec<VarSource>,
+    /// The histograms made for this one's field variables on other events (`system`,
+    /// `event`, command), removed with it (`unregister_field_var_hists()`).
+    pub field_var_hists: Vec<(String, String, String)>,
 }
 
 /// Named histograms, as the kernel's global `named_triggers` list: every trigger with the
@@ -174,6 +189,7 @@ impl HistTrigger {
         filter: Option<Arc<Filter>>,
         shared: Option<Arc<HistData>>,
         refs: Vec<VarSource>,
+        field_var_hists: Vec<(String, String, String)>,
     ) -> Self {
         let data = shared.unwrap_or_else(|| {
             let data = Arc::new(HistData {
@@ -196,6 +212,7 @@ impl HistTrigger {
             filter,
             data,
             refs,
+            field_var_hists,
         }
     }
 
@@ -278,17 +295,24 @@ impl HistTrigger {
             })
             .collect();
         // resolve_var_refs(): other histograms' variables for the same key, each map locked
-        // on its own (never two at once). An unset variable means no update at all.
-        let mut ref_vals: Vec<(usize, u64)> = Vec::new();
+        // on its own (never two at once). An unset variable means no update at all. The
+        // kernel compares the other map's key size of this key's bytes, so a compound key
+        // finds the entry its leading fields name (`keys=pid,lat` reads a `keys=pid` map).
+        let mut ref_vals: Vec<(usize, ActionValue)> = Vec::new();
         for (i, r) in self.refs.iter().enumerate() {
             let Some((data, idx)) = &r.target else {
                 continue;
             };
+            let their_key = &key[..data.spec.keys.len().min(key.len())];
             let mut m = data.map.lock();
-            let Some(slot) = m.entries.get_mut(&key).and_then(|e| e.vars.get_mut(*idx)) else {
+            let Some(slot) = m
+                .entries
+                .get_mut(their_key)
+                .and_then(|e| e.vars.get_mut(*idx))
+            else {
                 return Output::default();
             };
-            let Some(v) = *slot else {
+            let Some(v) = slot.clone() else {
                 return Output::default();
             };
             if self.read_once(r) {
@@ -296,25 +320,26 @@ impl HistTrigger {
             }
             ref_vals.push((i, v));
         }
-        let lookup = |f: &HistField, own: &[Option<u64>]| -> u64 {
+        let lookup_value = |f: &HistField, own: &[Option<ActionValue>]| -> ActionValue {
             let i = self
                 .refs
                 .iter()
                 .position(|r| r.name == f.name && r.system == f.system && r.event == f.event);
-            match i {
+            let v = match i {
                 Some(i) => match &self.refs[i].target {
                     Some(_) => ref_vals
                         .iter()
                         .find(|(j, _)| *j == i)
-                        .map_or(0, |(_, v)| *v),
+                        .map(|(_, v)| v.clone()),
                     None => self
                         .var_index(&f.name)
-                        .and_then(|x| own.get(x).copied().flatten())
-                        .unwrap_or(0),
+                        .and_then(|x| own.get(x).cloned().flatten()),
                 },
-                None => 0,
-            }
+                None => None,
+            };
+            v.unwrap_or(ActionValue::Num(0))
         };
+        let lookup = |f: &HistField, own: &[Option<ActionValue>]| lookup_value(f, own).num();
         let mut m = self.data.map.lock();
         let m = &mut *m;
         if !m.entries.contains_key(&key) {
@@ -322,7 +347,12 @@ impl HistTrigger {
                 m.drops += 1;
                 return Output::default();
             }
-            let comm = if spec.keys.iter().any(|k| k.has(fl::EXECNAME)) {
+            let comm = if spec
+                .keys
+                .iter()
+                .chain(&spec.vals)
+                .any(|k| k.has(fl::EXECNAME))
+            {
                 comm().into()
             } else {
                 "".into()
@@ -350,12 +380,25 @@ impl HistTrigger {
                 ts_in_usecs: spec.ts_in_usecs,
                 vars: &|f| lookup(f, &before),
             };
-            let x = v.eval(rec, &ctx);
             if v.has(fl::VAR) {
+                let x = if v.has(fl::EXECNAME) {
+                    ActionValue::Str(elt.comm.as_bytes().to_vec())
+                } else if v.is_string() {
+                    ActionValue::Str(v.string_of(rec).to_vec())
+                } else if v.has(fl::ALIAS) && v.operands.first().is_some_and(|o| o.has(fl::VAR_REF))
+                {
+                    // `b=$a`: a string variable stays a string.
+                    lookup_value(&v.operands[0], &before)
+                } else {
+                    ActionValue::Num(v.eval(rec, &ctx))
+                };
                 if let Some(slot) = elt.vars.get_mut(i) {
                     *slot = Some(x);
                 }
-            } else if let Some(slot) = elt.sums.get_mut(i) {
+                continue;
+            }
+            let x = v.eval(rec, &ctx);
+            if let Some(slot) = elt.sums.get_mut(i) {
                 *slot = slot.wrapping_add(x);
             }
         }
@@ -368,7 +411,7 @@ impl HistTrigger {
             r.target.is_some()
                 || self
                     .var_index(&r.name)
-                    .is_some_and(|x| own.get(x).copied().flatten().is_some())
+                    .is_some_and(|x| own.get(x).is_some_and(Option::is_some))
         });
         if !self_ok {
             return Output::default();
@@ -382,7 +425,9 @@ impl HistTrigger {
         let values = |args: &[HistField]| -> Vec<ActionValue> {
             args.iter()
                 .map(|f| {
-                    if f.is_string() {
+                    if f.has(fl::VAR_REF) {
+                        lookup_value(f, &own)
+                    } else if f.is_string() {
                         ActionValue::Str(f.string_of(rec).to_vec())
                     } else {
                         ActionValue::Num(f.eval(rec, &ctx))
@@ -405,7 +450,7 @@ impl HistTrigger {
                     let Some(var) = a.tracked_var().and_then(|n| self.var_index(n)) else {
                         continue;
                     };
-                    let Some(v) = own.get(var).copied().flatten() else {
+                    let Some(v) = own.get(var).cloned().flatten().map(|v| v.num()) else {
                         continue;
                     };
                     let old = elt.track[ai].as_ref().map(|t| t.0);
@@ -744,13 +789,20 @@ print fmt: \"\"\n",
         let f = fields();
         let env = Env {
             fields: &f,
+            event: ("sys", "ev"),
             remove: false,
             var_exists: &|_| false,
             var_known: &|_, _, _| None,
             event_exists: &|_, _| false,
             synth_fields: &|_| None,
         };
-        HistTrigger::new(parse(Some(text), &env).unwrap(), None, None, Vec::new())
+        HistTrigger::new(
+            parse(Some(text), &env).unwrap(),
+            None,
+            None,
+            Vec::new(),
+            Vec::new(),
+        )
     }
 
     fn rec(pid: i32, lat: i32, comm: &str) -> Vec<u8> {

@@ -524,3 +524,219 @@ fn onmax_snapshot_takes_a_snapshot_at_each_new_maximum() {
     assert!(i.w(&trig, format!("!{cmd}")).is_ok());
     assert_eq!(i.w("snapshot", "1"), Ok(1), "released with its histogram");
 }
+
+fn synth(i: &Inst, def: &str) {
+    assert!(
+        crate::common::write_raw(
+            &i.m.p("synthetic_events"),
+            def.as_bytes(),
+            libc::O_WRONLY | libc::O_APPEND
+        )
+        .is_ok(),
+        "{def}"
+    );
+}
+
+fn inject(i: &Inst, event: &str, text: &str) {
+    assert!(
+        i.w(&format!("events/{event}/inject"), text).is_ok(),
+        "{event}: {text}"
+    );
+}
+
+#[test]
+fn field_variables_of_this_and_the_matched_event_feed_an_action() {
+    // ftracetest trigger-field-variable-support.tc, fed through `inject`.
+    let i = Inst::new();
+    synth(
+        &i,
+        "wakeup_latency u64 lat; pid_t pid; int prio; char comm[16]",
+    );
+    let waking = "events/sched/sched_waking/trigger";
+    let first = "hist:keys=comm:vals=hitcount:ts0=common_timestamp.usecs:sort=hitcount:size=2048:clock=global if comm==\"ping\" [active]\n";
+    assert!(
+        i.w(
+            waking,
+            "hist:keys=comm:ts0=common_timestamp.usecs if comm==\"ping\""
+        )
+        .is_ok()
+    );
+    let switch = "hist:keys=next_comm:wakeup_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,sched.sched_waking.prio,next_comm) if next_comm==\"ping\"";
+    assert_eq!(
+        i.w("events/sched/sched_switch/trigger", switch),
+        Ok(switch.len())
+    );
+    // The field of the matched event became a variable on a histogram made there, with the
+    // keys and filter of the one it matches.
+    assert_eq!(
+        i.r(waking),
+        format!(
+            "{first}hist:keys=comm:vals=hitcount:synthetic_prio=prio:sort=hitcount:size=2048 if comm==\"ping\" [active]\n"
+        )
+    );
+    assert!(
+        i.w(
+            "events/synthetic/wakeup_latency/trigger",
+            "hist:keys=pid,prio,comm:vals=lat:sort=pid,prio"
+        )
+        .is_ok()
+    );
+    inject(
+        &i,
+        "sched/sched_waking",
+        "comm=\"ping\" pid=4242 prio=97 target_cpu=0",
+    );
+    inject(
+        &i,
+        "sched/sched_switch",
+        "prev_comm=\"swapper\" prev_pid=0 prev_prio=120 prev_state=0 next_comm=\"ping\" next_pid=4242 next_prio=120",
+    );
+    let h = i.r("events/synthetic/wakeup_latency/hist");
+    assert!(
+        h.contains(&format!(
+            "{{ pid:       4242, prio:         97, comm: {:<50} }} hitcount:          1  lat:",
+            "ping"
+        )),
+        "{h}"
+    );
+    // Removing the histogram removes the one made for its field variable.
+    assert!(
+        i.w("events/sched/sched_switch/trigger", format!("!{switch}"))
+            .is_ok()
+    );
+    assert_eq!(i.r(waking), first);
+    // Without a compatible histogram on the other event: the kernel's error.
+    assert_eq!(i.w("error_log", ""), Ok(0));
+    let bad = "hist:keys=next_pid:lat=common_timestamp.usecs:onmatch(sched.sched_waking).wakeup_latency($lat,next_pid,sched.sched_waking.prio,next_comm)";
+    assert_eq!(
+        i.w("events/sched/sched_switch/trigger", bad),
+        Err(libc::EINVAL)
+    );
+    let at = bad.find("prio,").unwrap();
+    assert_eq!(
+        errors(&i),
+        format!(
+            "hist:sched:sched_switch: error: Matching event histogram not found\n  Command: {bad}\n{:w$}^\n",
+            "",
+            w = 11 + at
+        )
+    );
+    assert!(
+        i.r("events/sched/sched_switch/trigger")
+            .starts_with("# Available triggers:")
+    );
+}
+
+#[test]
+fn a_compound_key_reads_the_variables_its_leading_key_names() {
+    // ftracetest trigger-inter-event-combined-hist.tc, fed through `inject`.
+    let i = Inst::new();
+    synth(&i, "waking_latency  u64 lat pid_t pid");
+    for (ev, cmd) in [
+        (
+            "sched/sched_waking",
+            "hist:keys=pid:ts0=common_timestamp.usecs if comm==\"ping\"",
+        ),
+        (
+            "sched/sched_wakeup",
+            "hist:keys=pid:waking_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).waking_latency($waking_lat,pid) if comm==\"ping\"",
+        ),
+        ("synthetic/waking_latency", "hist:keys=pid,lat:sort=pid,lat"),
+    ] {
+        assert!(i.w(&format!("events/{ev}/trigger"), cmd).is_ok(), "{cmd}");
+    }
+    synth(&i, "wakeup_latency u64 lat pid_t pid");
+    synth(&i, "waking_plus_wakeup_latency u64 lat; pid_t pid");
+    for (ev, cmd) in [
+        (
+            "sched/sched_wakeup",
+            "hist:keys=pid:ts1=common_timestamp.usecs if comm==\"ping\"",
+        ),
+        (
+            "sched/sched_switch",
+            "hist:keys=next_pid:wakeup_lat=common_timestamp.usecs-$ts1:onmatch(sched.sched_wakeup).wakeup_latency($wakeup_lat,next_pid) if next_comm==\"ping\"",
+        ),
+        (
+            "synthetic/wakeup_latency",
+            "hist:keys=pid,lat:sort=pid,lat:ww_lat=$waking_lat+$wakeup_lat:onmatch(synthetic.wakeup_latency).waking_plus_wakeup_latency($ww_lat,pid)",
+        ),
+        (
+            "synthetic/waking_plus_wakeup_latency",
+            "hist:keys=pid,lat:sort=pid,lat",
+        ),
+    ] {
+        let path = i.p(&format!("events/{ev}/trigger"));
+        assert!(
+            crate::common::write_raw(&path, cmd.as_bytes(), libc::O_WRONLY | libc::O_APPEND)
+                .is_ok(),
+            "{cmd}"
+        );
+    }
+    let task = "comm=\"ping\" pid=4242 prio=120 target_cpu=0";
+    inject(&i, "sched/sched_waking", task);
+    inject(&i, "sched/sched_wakeup", task);
+    inject(
+        &i,
+        "sched/sched_switch",
+        "prev_comm=\"swapper\" prev_pid=0 prev_prio=120 prev_state=0 next_comm=\"ping\" next_pid=4242 next_prio=120",
+    );
+    let h = i.r("events/synthetic/waking_plus_wakeup_latency/hist");
+    assert!(h.contains("{ pid:       4242, lat: "), "{h}");
+    assert!(
+        h.ends_with("    Hits: 1\n    Entries: 1\n    Dropped: 0\n"),
+        "{h}"
+    );
+}
+
+#[test]
+fn a_string_variable_feeds_a_dynamic_string_field() {
+    // ftracetest trigger-synthetic-event-dynstring.tc, fed through `inject`.
+    let i = Inst::new();
+    synth(&i, "ping_test_latency u64 lat; char filename[]");
+    assert!(
+        i.w(
+            "events/sched/sched_process_exec/trigger",
+            "hist:key=pid:filenamevar=filename:ts0=common_timestamp.usecs"
+        )
+        .is_ok()
+    );
+    assert!(
+        i.w(
+            "events/sched/sched_process_exit/trigger",
+            "hist:key=pid:lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_process_exec).ping_test_latency($lat,$filenamevar) if comm == \"ping\""
+        )
+        .is_ok()
+    );
+    assert!(
+        i.w(
+            "events/synthetic/ping_test_latency/trigger",
+            "hist:keys=filename,lat:sort=filename,lat"
+        )
+        .is_ok()
+    );
+    assert_eq!(i.w("events/synthetic/ping_test_latency/enable", "1"), Ok(1));
+    inject(
+        &i,
+        "sched/sched_process_exec",
+        "filename=\"/usr/bin/ping\" pid=4243 old_pid=4243",
+    );
+    inject(
+        &i,
+        "sched/sched_process_exit",
+        "comm=\"ping\" pid=4243 prio=120 group_dead=1",
+    );
+    let h = i.r("events/synthetic/ping_test_latency/hist");
+    assert!(
+        h.contains(&format!("{{ filename: {:<50}, lat: ", "/usr/bin/ping")),
+        "{h}"
+    );
+    assert!(
+        i.r("trace").contains("ping_test_latency: lat="),
+        "the synthetic record was committed"
+    );
+    assert!(
+        i.r("trace").contains("filename=/usr/bin/ping"),
+        "{}",
+        i.r("trace")
+    );
+}

@@ -1362,10 +1362,11 @@ fn delete_all_dynamic(
         })
         .collect();
     let arrays = reg.trace_arrays();
-    if victims
-        .iter()
-        .any(|e| arrays.iter().any(|ta| ta.state.lock().is_enabled(e.serial)))
-    {
+    if victims.iter().any(|e| {
+        arrays
+            .iter()
+            .any(|ta| ta.state.lock().holds_event(e.serial, e.synthetic_name()))
+    }) {
         return Err(libc::EBUSY);
     }
     for ev in victims {

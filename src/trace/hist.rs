@@ -239,6 +239,14 @@ impl HistTrigger {
             .any(|r| r.target.as_ref().is_some_and(|(d, _)| Arc::ptr_eq(d, data)))
     }
 
+    /// Does an action of this trigger generate synthetic event `synth`?
+    pub fn generates(&self, synth: &str) -> bool {
+        self.spec
+            .actions
+            .iter()
+            .any(|a| a.kind == ActionKind::Trace && a.synth_name() == synth)
+    }
+
     /// Does this trigger share its data with `data`?
     pub fn shares(&self, data: &Arc<HistData>) -> bool {
         Arc::ptr_eq(&self.data, data)

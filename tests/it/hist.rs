@@ -740,3 +740,31 @@ fn a_string_variable_feeds_a_dynamic_string_field() {
         i.r("trace")
     );
 }
+
+#[test]
+fn a_synthetic_event_an_action_generates_cannot_be_deleted() {
+    // synth_event_release(): EBUSY while an action holds a reference (`event->ref`).
+    let i = Inst::new();
+    synth(&i, "lat_ev u64 lat");
+    let trig = format!("{KMALLOC}/trigger");
+    let cmd = "hist:keys=common_pid:b=bytes_req:onmax($b).trace(lat_ev,$b)";
+    assert!(i.w(&trig, cmd).is_ok());
+    let syn = i.m.p("synthetic_events");
+    assert_eq!(
+        crate::common::write_raw(&syn, b"!lat_ev", libc::O_WRONLY | libc::O_APPEND),
+        Err(libc::EBUSY)
+    );
+    assert_eq!(
+        crate::common::write_raw(&syn, b"", libc::O_WRONLY | libc::O_TRUNC),
+        Err(libc::EBUSY),
+        "clearing all deletes nothing"
+    );
+    assert!(i.p("events/synthetic/lat_ev").exists());
+    assert_eq!(i.w("events/synthetic/lat_ev/enable", "1"), Ok(1));
+    kmalloc(&i, 10, 16);
+    assert!(i.r("trace").contains("lat_ev: lat=10"), "{}", i.r("trace"));
+    assert_eq!(i.w("events/synthetic/lat_ev/enable", "0"), Ok(1));
+    assert!(i.w(&trig, format!("!{cmd}")).is_ok());
+    assert!(crate::common::write_raw(&syn, b"!lat_ev", libc::O_WRONLY | libc::O_APPEND).is_ok());
+    assert!(!i.p("events/synthetic/lat_ev").exists());
+}

@@ -117,6 +117,7 @@ pub const ERR_TEXT: [&str; 49] = [
 /// Indices into [`ERR_TEXT`] (`HIST_ERR_*`).
 pub mod err {
     pub const DUPLICATE_VAR: usize = 1;
+    pub const VAR_NOT_UNIQUE: usize = 2;
     pub const TOO_MANY_VARS: usize = 3;
     pub const MALFORMED_ASSIGNMENT: usize = 4;
     pub const NAMED_MISMATCH: usize = 5;
@@ -163,11 +164,17 @@ pub mod err {
 pub struct HistError {
     pub errno: i32,
     pub log: Option<(usize, usize)>,
+    /// An entry the kernel logs before `log` on the same failure.
+    pub log_before: Option<(usize, usize)>,
 }
 
 impl HistError {
     fn plain(errno: i32) -> HistError {
-        HistError { errno, log: None }
+        HistError {
+            errno,
+            log: None,
+            log_before: None,
+        }
     }
 }
 
@@ -750,6 +757,8 @@ pub struct Env<'a> {
     /// The flags of variable `name` if a hist trigger in the trace array defines it (on
     /// `system.event` when qualified).
     pub var_known: &'a VarLookup<'a>,
+    /// How many events of the trace array have a histogram defining variable `name`.
+    pub var_events: &'a dyn Fn(&str) -> usize,
     /// Does event `system.event` exist (an `onmatch()` target)?
     pub event_exists: &'a dyn Fn(&str, &str) -> bool,
     /// The number of fields of synthetic event `name`, if it exists.
@@ -844,6 +853,9 @@ struct Parser<'a> {
     ts_in_usecs: bool,
     var_defs: Vec<(String, String)>,
     vars: Vec<HistField>,
+    /// The events of the `onmatch()` handlers, where an unqualified variable is looked for
+    /// first (`find_match_var()`).
+    match_events: Vec<(String, String)>,
 }
 
 impl Parser<'_> {
@@ -851,6 +863,7 @@ impl Parser<'_> {
         HistError {
             errno,
             log: Some((kind, self.last_cmd.find(at).unwrap_or(0))),
+            log_before: None,
         }
     }
 
@@ -858,6 +871,7 @@ impl Parser<'_> {
         HistError {
             errno,
             log: Some((kind, 0)),
+            log_before: None,
         }
     }
 }
@@ -911,6 +925,7 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
         ts_in_usecs: false,
         var_defs: Vec::new(),
         vars: Vec::new(),
+        match_events: Vec::new(),
     };
     // Separate `k:v [if filter]`, allowing whitespace in the trigger.
     let b = pf.as_bytes();
@@ -1033,6 +1048,7 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
     for a in action_strs {
         spec.actions.push(p.parse_action(a)?);
     }
+    p.match_events = match_events(&spec.actions);
 
     // parse_var_defs()
     for a in &assignments {
@@ -1555,13 +1571,12 @@ impl Parser<'_> {
             None => {
                 if var.len() >= 2 && var.starts_with('$') {
                     let name = &var[1..];
-                    let known = (system.is_none()
+                    let own = system.is_none()
                         && self
                             .vars
                             .iter()
-                            .any(|v| v.var_name.as_deref() == Some(name)))
-                        || (self.env.var_known)(system, event, name).is_some();
-                    if !known {
+                            .any(|v| v.var_name.as_deref() == Some(name));
+                    if !own && !self.var_found(system, event, name)? {
                         return Err(self.err(err::VAR_NOT_FOUND, name, libc::EINVAL));
                     }
                     let mut r = HistField::new(fl::VAR_REF, None, None);
@@ -1582,6 +1597,40 @@ impl Parser<'_> {
         }
         let (field, buckets) = self.parse_field(s, &mut flags)?;
         self.create_hist_field(field, flags, var_name, buckets)
+    }
+
+    /// `find_event_var()`: is variable `name` defined by another histogram? Unqualified, it
+    /// is looked for on the `onmatch()` events, then on every event, and must be defined on
+    /// one event only (`VAR_NOT_UNIQUE`, logged before the `VAR_NOT_FOUND` that follows).
+    fn var_found(
+        &self,
+        system: Option<&str>,
+        event: Option<&str>,
+        name: &str,
+    ) -> Result<bool, HistError> {
+        if system.is_some() && event.is_some() {
+            return Ok((self.env.var_known)(system, event, name).is_some());
+        }
+        let not_unique = || {
+            let mut e = self.err(err::VAR_NOT_FOUND, name, libc::EINVAL);
+            e.log_before = self.err(err::VAR_NOT_UNIQUE, name, libc::EINVAL).log;
+            e
+        };
+        let on_match = self
+            .match_events
+            .iter()
+            .filter(|(s, e)| (self.env.var_known)(Some(s), Some(e), name).is_some())
+            .count();
+        match on_match {
+            0 => {}
+            1 => return Ok(true),
+            _ => return Err(not_unique()),
+        }
+        match (self.env.var_events)(name) {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(not_unique()),
+        }
     }
 
     /// `parse_field()`: the field name and its modifier.
@@ -1722,6 +1771,19 @@ impl Parser<'_> {
     }
 }
 
+/// The distinct events of the `onmatch()` handlers among `actions`.
+fn match_events(actions: &[Action]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in actions {
+        if let Handler::OnMatch { system, event } = &a.handler
+            && !out.iter().any(|(s, e)| s == system && e == event)
+        {
+            out.push((system.clone(), event.clone()));
+        }
+    }
+    out
+}
+
 /// `create_actions()`: resolves each action's parameters against the histogram (its own
 /// variables, other histograms' variables, this event's fields) and checks the synthetic
 /// event. Run after `parse` once the histogram is known to be new.
@@ -1737,6 +1799,7 @@ pub fn create_actions(
         ts_in_usecs: false,
         var_defs: Vec::new(),
         vars: spec.vars().cloned().collect(),
+        match_events: match_events(&spec.actions),
     };
     let own_vars: Vec<String> = spec.vars().filter_map(|v| v.var_name.clone()).collect();
     let own_var = |name: &str| own_vars.iter().any(|v| v == name);
@@ -1884,6 +1947,7 @@ print fmt: \"\"\n",
             remove: false,
             var_exists: &|_| false,
             var_known: &|_, _, _| None,
+            var_events: &|_| 0,
             event_exists: &|s, e| (s, e) == ("sched", "sched_waking"),
             synth_fields: &|n| (n == "lat").then_some(2),
         };

@@ -241,10 +241,20 @@ fn var_sources(reg: &Registry, ta: &TraceArray, spec: &hist::HistSpec) -> Vec<Va
         {
             continue;
         }
+        // find_event_var(): an unqualified name is looked for on the onmatch() events first.
+        let on_match = || {
+            spec.actions.iter().find_map(|a| match &a.handler {
+                hist::Handler::OnMatch { system, event } if r.system.is_none() => {
+                    find_var(reg, ta, Some(system), Some(event), &r.name)
+                }
+                _ => None,
+            })
+        };
         let target = if r.system.is_none() && own(&r.name) {
             None
         } else {
-            find_var(reg, ta, r.system.as_deref(), r.event.as_deref(), &r.name)
+            on_match()
+                .or_else(|| find_var(reg, ta, r.system.as_deref(), r.event.as_deref(), &r.name))
                 .map(|(t, i)| (t.data().clone(), i))
         };
         out.push(VarSource {
@@ -287,7 +297,7 @@ fn apply(
         }
     };
     let fail = |e: HistError| {
-        if let Some((kind, pos)) = e.log {
+        for (kind, pos) in e.log_before.into_iter().chain(e.log) {
             log(kind, pos);
         }
         e.errno
@@ -308,6 +318,13 @@ fn apply(
     let var_known = |system: Option<&str>, event: Option<&str>, name: &str| {
         find_var(reg, ta, system, event, name).map(|(t, i)| t.data().spec().vals[i].flags)
     };
+    let var_events = |name: &str| {
+        let st = ta.state.lock();
+        st.events
+            .values()
+            .filter(|e| e.hists.iter().any(|t| t.var_index(name).is_some()))
+            .count()
+    };
     let event_exists = |system: &str, event: &str| reg.find_event(system, event).is_some();
     let synth_fields = |name: &str| {
         reg.find_event("synthetic", name)
@@ -319,6 +336,7 @@ fn apply(
         remove,
         var_exists: &var_exists,
         var_known: &var_known,
+        var_events: &var_events,
         event_exists: &event_exists,
         synth_fields: &synth_fields,
     };

@@ -801,6 +801,7 @@ print fmt: \"\"\n",
             remove: false,
             var_exists: &|_| false,
             var_known: &|_, _, _| None,
+            var_events: &|_| 0,
             event_exists: &|_, _| false,
             synth_fields: &|_| None,
         };

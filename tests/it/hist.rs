@@ -768,3 +768,47 @@ fn a_synthetic_event_an_action_generates_cannot_be_deleted() {
     assert!(crate::common::write_raw(&syn, b"!lat_ev", libc::O_WRONLY | libc::O_APPEND).is_ok());
     assert!(!i.p("events/synthetic/lat_ev").exists());
 }
+
+#[test]
+fn a_variable_defined_on_two_events_needs_its_full_name() {
+    // find_var_file(): VAR_NOT_UNIQUE, then the VAR_NOT_FOUND of the failed reference.
+    let i = Inst::new();
+    assert!(
+        i.w(
+            &format!("{KMALLOC}/trigger"),
+            "hist:keys=common_pid:x=bytes_req"
+        )
+        .is_ok()
+    );
+    assert!(
+        i.w(
+            &format!("{PRINT}/trigger"),
+            "hist:keys=common_pid:x=common_pid"
+        )
+        .is_ok()
+    );
+    assert_eq!(i.w("error_log", ""), Ok(0));
+    let cmd = "hist:keys=common_pid:y=$x";
+    let trig = "events/kmem/kfree/trigger";
+    assert_eq!(i.w(trig, cmd), Err(libc::EINVAL));
+    let caret = format!("{:w$}^\n", "", w = 11 + cmd.find("x").unwrap());
+    assert_eq!(
+        errors(&i),
+        format!(
+            "hist:kmem:kfree: error: Variable name not unique, need to use fully qualified name (subsys.event.var) for variable\n  Command: {cmd}\n{caret}\
+hist:kmem:kfree: error: Couldn't find variable\n  Command: {cmd}\n{caret}"
+        )
+    );
+    // Qualified, or found on the onmatch() event, it is unique.
+    assert!(i.w(trig, "hist:keys=common_pid:y=kmem.kmalloc.$x").is_ok());
+    synth(&i, "ylat u64 y");
+    assert_eq!(i.w("error_log", ""), Ok(0));
+    assert!(
+        i.w(
+            "events/kmem/kmem_cache_free/trigger",
+            "hist:keys=common_pid:y=$x:onmatch(ftrace.print).ylat($y)"
+        )
+        .is_ok()
+    );
+    assert_eq!(errors(&i), "");
+}

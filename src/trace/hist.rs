@@ -94,6 +94,17 @@ struct Map {
 pub struct HistData {
     spec: HistSpec,
     map: Mutex<Map>,
+    /// A `.snapshot()` action's `struct track_data`: the value that took the last snapshot
+    /// (a new one must beat it, across all entries), the key and comm of its entry.
+    snap: Mutex<Option<SnapTrack>>,
+}
+
+/// What the last snapshot a `.snapshot()` action took was triggered by.
+#[derive(Clone, Debug)]
+struct SnapTrack {
+    val: u64,
+    key: Box<[KeyPart]>,
+    comm: Box<str>,
 }
 
 /// One `hist:` trigger on one event of one trace array.
@@ -200,6 +211,7 @@ impl HistTrigger {
                     hits: 0,
                     drops: 0,
                 }),
+                snap: Mutex::new(None),
             });
             if let Some(n) = spec.short_name() {
                 NAMED.lock().push((n.to_owned(), Arc::downgrade(&data)));
@@ -461,12 +473,12 @@ impl HistTrigger {
                     let Some(v) = own.get(var).cloned().flatten().map(|v| v.num()) else {
                         continue;
                     };
-                    let old = elt.track[ai].as_ref().map(|t| t.0);
-                    let hit = match &a.handler {
-                        Handler::OnMax(_) => old.is_none_or(|o| v > o),
-                        _ => old != Some(v),
+                    // check_track_val(): against the entry's tracked value, 0 at first.
+                    let passes = |old: u64| match &a.handler {
+                        Handler::OnMax(_) => v > old,
+                        _ => v != old,
                     };
-                    if !hit {
+                    if !passes(elt.track[ai].as_ref().map_or(0, |t| t.0)) {
                         continue;
                     }
                     let saved = match a.kind {
@@ -474,7 +486,19 @@ impl HistTrigger {
                         _ => Vec::new(),
                     };
                     elt.track[ai] = Some((v, saved));
-                    out.snapshot |= a.kind == ActionKind::Snapshot;
+                    if a.kind == ActionKind::Snapshot {
+                        // cond_snapshot_update(): only a value that passes the one that
+                        // took the last snapshot takes another.
+                        let mut snap = self.data.snap.lock();
+                        if passes(snap.as_ref().map_or(0, |t| t.val)) {
+                            *snap = Some(SnapTrack {
+                                val: v,
+                                key: key.clone(),
+                                comm: elt.comm.clone(),
+                            });
+                            out.snapshot = true;
+                        }
+                    }
                     if a.kind == ActionKind::Trace {
                         out.synth.push(Fired {
                             synth: a.synth_name().to_owned(),
@@ -542,7 +566,7 @@ impl HistTrigger {
             }
         }
         for (key, e) in &entries {
-            print_key(spec, key, e, out);
+            print_key(spec, key, &e.comm, out);
             if !spec.no_hitcount {
                 print_val(out, "hitcount", 0, e.sums[0], total[0], max[0]);
             }
@@ -553,11 +577,38 @@ impl HistTrigger {
             print_actions(spec, e, out);
             out.push('\n');
         }
+        self.print_snapshot(out);
         let _ = write!(
             out,
             "\nTotals:\n    Hits: {hits}\n    Entries: {}\n    Dropped: {drops}\n",
             entries.len()
         );
+    }
+}
+
+impl HistTrigger {
+    /// `track_data_snapshot_print()`: what triggered the last snapshot of a `.snapshot()`
+    /// action, once one was taken.
+    fn print_snapshot(&self, out: &mut String) {
+        let spec = &self.data.spec;
+        let Some(a) = spec.actions.iter().find(|a| a.kind == ActionKind::Snapshot) else {
+            return;
+        };
+        let Some(t) = self.data.snap.lock().clone() else {
+            return;
+        };
+        let (handler, var) = match &a.handler {
+            Handler::OnMax(v) => ("onmax", v),
+            Handler::OnChange(v) => ("onchange", v),
+            Handler::OnMatch { .. } => return,
+        };
+        let _ = write!(
+            out,
+            "\nSnapshot taken (see tracing/snapshot).  Details:\n\ttriggering value {{ {handler}({var}) }}: {:>10}\ttriggered by event with key: ",
+            t.val
+        );
+        print_key(spec, &t.key, &t.comm, out);
+        out.push('\n');
     }
 }
 
@@ -646,7 +697,7 @@ fn symbol(addr: u64, offset: bool) -> String {
 }
 
 /// `hist_trigger_print_key()`.
-fn print_key(spec: &HistSpec, key: &[KeyPart], e: &Elt, out: &mut String) {
+fn print_key(spec: &HistSpec, key: &[KeyPart], comm: &str, out: &mut String) {
     out.push_str("{ ");
     let mut multiline = false;
     for (i, (f, k)) in spec.keys.iter().zip(key).enumerate() {
@@ -665,7 +716,7 @@ fn print_key(spec: &HistSpec, key: &[KeyPart], e: &Elt, out: &mut String) {
         } else if f.has(fl::SYM_OFFSET) {
             let _ = write!(out, "{name}: [{u:x}] {:<55}", symbol(u, true));
         } else if f.has(fl::EXECNAME) {
-            let _ = write!(out, "{name}: {:<16}[{u:>10}]", e.comm);
+            let _ = write!(out, "{name}: {comm:<16}[{u:>10}]");
         } else if f.has(fl::SYSCALL) {
             // The clone has no syscall table: every number reads as the kernel's fallback.
             let _ = write!(out, "{name}: {:<30}[{u:>3}]", "unknown_syscall");

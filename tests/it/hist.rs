@@ -521,6 +521,23 @@ fn onmax_snapshot_takes_a_snapshot_at_each_new_maximum() {
         live.contains("bytes_req=100 ") && !live.contains("bytes_req=200 "),
         "{live}"
     );
+    // The `hist` file tells what took the last snapshot (track_data_snapshot_print()).
+    assert_eq!(
+        i.r(&format!("{KMALLOC}/hist")),
+        hist_text(
+            "hist:keys=common_pid:vals=hitcount:b=bytes_req:sort=hitcount:size=2048:onmax($b).snapshot() [active]",
+            &format!(
+                "{{ common_pid: {:>10} }} hitcount:          3\n\n\
+Snapshot taken (see tracing/snapshot).  Details:\n\
+\ttriggering value {{ onmax($b) }}:        200\ttriggered by event with key: {{ common_pid: {:>10} }}\n",
+                tid(),
+                tid()
+            ),
+            3,
+            1,
+            0
+        )
+    );
     assert!(i.w(&trig, format!("!{cmd}")).is_ok());
     assert_eq!(i.w("snapshot", "1"), Ok(1), "released with its histogram");
 }
@@ -811,4 +828,32 @@ hist:kmem:kfree: error: Couldn't find variable\n  Command: {cmd}\n{caret}"
         .is_ok()
     );
     assert_eq!(errors(&i), "");
+}
+
+#[test]
+fn a_snapshot_action_needs_a_value_beyond_the_one_that_took_the_last() {
+    // cond_snapshot_update(): a new maximum of one entry below the maximum of another takes
+    // no snapshot.
+    let i = Inst::new();
+    let trig = format!("{KMALLOC}/trigger");
+    assert!(
+        i.w(
+            &trig,
+            "hist:keys=bytes_alloc:b=bytes_req:onmax($b).snapshot()"
+        )
+        .is_ok()
+    );
+    assert_eq!(i.w(&format!("{KMALLOC}/enable"), "1"), Ok(1));
+    kmalloc(&i, 100, 1);
+    kmalloc(&i, 50, 2);
+    let h = i.r(&format!("{KMALLOC}/hist"));
+    assert!(
+        h.contains("\ttriggering value { onmax($b) }:        100\ttriggered by event with key: { bytes_alloc:          1 }\n"),
+        "{h}"
+    );
+    let snap = i.r("snapshot");
+    assert!(
+        snap.contains("bytes_req=100 ") && !snap.contains("bytes_req=50 "),
+        "{snap}"
+    );
 }

@@ -346,6 +346,11 @@ fn a_mirror_of_this_kernel_refuses_hist_as_the_kernel_does() {
     let kernel = write_outcome(&ki.p(""), "events/ftrace/print/trigger", cmd);
     assert_eq!(clone, kernel);
     assert_eq!(clone.0, Err(libc::EINVAL));
+    let cmd = b"enable_hist:kmem:kmalloc";
+    let clone = write_outcome(&m.p("instances/hm"), "events/ftrace/print/trigger", cmd);
+    let kernel = write_outcome(&ki.p(""), "events/ftrace/print/trigger", cmd);
+    assert_eq!(clone, kernel);
+    assert_eq!(clone.0, Err(libc::EINVAL));
 }
 
 #[test]
@@ -855,5 +860,58 @@ fn a_snapshot_action_needs_a_value_beyond_the_one_that_took_the_last() {
     assert!(
         snap.contains("bytes_req=100 ") && !snap.contains("bytes_req=50 "),
         "{snap}"
+    );
+}
+
+#[test]
+fn enable_hist_and_disable_hist_pause_and_continue_another_events_histograms() {
+    // hist_enable_trigger(): every hist trigger of the target, counted on every firing.
+    let i = Inst::new();
+    assert!(
+        i.w(&format!("{KMALLOC}/trigger"), "hist:keys=bytes_req")
+            .is_ok()
+    );
+    assert!(
+        i.w(&format!("{PRINT}/trigger"), "disable_hist:kmem:kmalloc")
+            .is_ok()
+    );
+    assert_eq!(
+        i.r(&format!("{PRINT}/trigger")),
+        "disable_hist:kmem:kmalloc:unlimited\n"
+    );
+    assert_eq!(
+        i.w(&format!("{PRINT}/trigger"), "enable_hist:kmem:kmalloc"),
+        Err(libc::EEXIST),
+        "one slot per target for both"
+    );
+    let kfree = "events/kmem/kfree/trigger";
+    assert!(i.w(kfree, "enable_hist:kmem:kmalloc:1").is_ok());
+    assert_eq!(i.r(kfree), "enable_hist:kmem:kmalloc:count=1\n");
+    kmalloc(&i, 1, 8);
+    marker(&i, 1);
+    assert!(i.r(&format!("{KMALLOC}/trigger")).ends_with("[paused]\n"));
+    kmalloc(&i, 2, 8);
+    let hist = i.r(&format!("{KMALLOC}/hist"));
+    assert!(
+        hist.ends_with("    Hits: 1\n    Entries: 1\n    Dropped: 0\n"),
+        "{hist}"
+    );
+    inject(&i, "kmem/kfree", "call_site=0x1 ptr=0x2");
+    assert_eq!(i.r(kfree), "enable_hist:kmem:kmalloc:count=0\n");
+    assert!(i.r(&format!("{KMALLOC}/trigger")).ends_with("[active]\n"));
+    kmalloc(&i, 3, 8);
+    let hist = i.r(&format!("{KMALLOC}/hist"));
+    assert!(
+        hist.ends_with("    Hits: 2\n    Entries: 2\n    Dropped: 0\n"),
+        "{hist}"
+    );
+    // Removal by either name frees the slot.
+    assert!(
+        i.w(&format!("{PRINT}/trigger"), "!enable_hist:kmem:kmalloc")
+            .is_ok()
+    );
+    assert!(
+        i.r(&format!("{PRINT}/trigger"))
+            .starts_with("# Available triggers:")
     );
 }

@@ -570,6 +570,9 @@ pub struct HistSpec {
     /// the `onmatch()` event): each needs a histogram on that event defining the variable
     /// `synthetic_<field>` (`create_field_var_hist()`), which the caller creates.
     pub field_var_hists: Vec<FieldVarHist>,
+    /// `error_log` entries (message, caret) the kernel writes on its way to success: a field
+    /// parameter first tried on this event, then found on the `onmatch()` event.
+    pub logged: Vec<(usize, usize)>,
 }
 
 /// A field of another event an action reads, through a variable `synthetic_<field>` on a
@@ -985,6 +988,7 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
         filter,
         actions: Vec::new(),
         field_var_hists: Vec::new(),
+        logged: Vec::new(),
     };
     let mut assignments: Vec<&str> = Vec::new();
     let mut action_strs: Vec<&str> = Vec::new();
@@ -1830,7 +1834,12 @@ pub fn create_actions(
         for param in &a.params {
             let mut n = 0;
             let f = if a.kind == ActionKind::Trace && !param.contains('$') {
-                p.trace_field_param(param, &a.handler, &mut spec.field_var_hists)?
+                p.trace_field_param(
+                    param,
+                    &a.handler,
+                    &mut spec.field_var_hists,
+                    &mut spec.logged,
+                )?
             } else if param.contains('$') {
                 p.parse_atom(param, 0, None)?
             } else {
@@ -1855,6 +1864,7 @@ impl Parser<'_> {
         param: &str,
         handler: &Handler,
         requests: &mut Vec<FieldVarHist>,
+        logged: &mut Vec<(usize, usize)>,
     ) -> Result<HistField, HistError> {
         let mut rest = Some(param);
         let first = strsep(&mut rest, &['.']).unwrap_or("");
@@ -1876,17 +1886,23 @@ impl Parser<'_> {
         let (system, event) = match (system, event) {
             _ if on_target => match self.parse_atom(field, 0, None) {
                 Ok(f) => return Ok(f),
-                Err(e) => match (system, handler) {
-                    // create_field_var() logs the parse failure; an onmatch() action then
-                    // looks for the field on the matched event.
-                    (None, Handler::OnMatch { system, event }) => (system.as_str(), event.as_str()),
-                    _ => {
-                        return Err(match e.log {
-                            Some(_) => self.err(err::FIELD_VAR_PARSE_FAIL, field, e.errno),
-                            None => e,
-                        });
+                Err(e) => {
+                    // create_field_var() logs the parse failure after parse_field()'s own;
+                    // an onmatch() action then looks for the field on the matched event.
+                    let parse_fail = self.err(err::FIELD_VAR_PARSE_FAIL, field, e.errno);
+                    match (system, handler) {
+                        (None, Handler::OnMatch { system, event }) => {
+                            logged.extend(e.log.into_iter().chain(parse_fail.log));
+                            (system.as_str(), event.as_str())
+                        }
+                        _ => {
+                            return Err(HistError {
+                                log_before: e.log,
+                                ..parse_fail
+                            });
+                        }
                     }
-                },
+                }
             },
             (Some(s), Some(e)) => (s, e),
             _ => return Err(HistError::plain(libc::EINVAL)),

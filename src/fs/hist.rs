@@ -415,7 +415,11 @@ fn apply(
     }
     drop(st);
     if named.is_none() {
-        hist::create_actions(&mut spec, text.as_deref().unwrap_or(""), &env).map_err(fail)?;
+        let created = hist::create_actions(&mut spec, text.as_deref().unwrap_or(""), &env);
+        for (kind, pos) in std::mem::take(&mut spec.logged) {
+            log(kind, pos);
+        }
+        created.map_err(fail)?;
     }
     let made = create_field_var_hists(reg, ta, &spec, &last_cmd, &log)?;
     let registered = register(RegisterArgs {

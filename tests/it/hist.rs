@@ -647,6 +647,23 @@ fn field_variables_of_this_and_the_matched_event_feed_an_action() {
         i.r("events/sched/sched_switch/trigger")
             .starts_with("# Available triggers:")
     );
+    // An unqualified field this event lacks is the onmatch() event's; the kernel logs its
+    // failed attempt on this event on the way.
+    assert_eq!(i.w("error_log", ""), Ok(0));
+    let unqualified = "hist:keys=next_comm:wakeup_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,prio,next_comm) if next_comm==\"ping\"";
+    assert!(
+        i.w("events/sched/sched_switch/trigger", unqualified)
+            .is_ok()
+    );
+    assert!(i.r(waking).contains("synthetic_prio=prio"));
+    let caret = format!("{:w$}^\n", "", w = 11 + unqualified.find("prio").unwrap());
+    assert_eq!(
+        errors(&i),
+        format!(
+            "hist:sched:sched_switch: error: Couldn't find field\n  Command: {unqualified}\n{caret}\
+hist:sched:sched_switch: error: Couldn't parse field variable\n  Command: {unqualified}\n{caret}"
+        )
+    );
 }
 
 #[test]

@@ -117,6 +117,7 @@ pub const ERR_TEXT: [&str; 49] = [
 /// Indices into [`ERR_TEXT`] (`HIST_ERR_*`).
 pub mod err {
     pub const DUPLICATE_VAR: usize = 1;
+    pub const VAR_NOT_UNIQUE: usize = 2;
     pub const TOO_MANY_VARS: usize = 3;
     pub const MALFORMED_ASSIGNMENT: usize = 4;
     pub const NAMED_MISMATCH: usize = 5;
@@ -132,6 +133,10 @@ pub mod err {
     pub const ONX_VAR_NOT_FOUND: usize = 23;
     pub const TOO_MANY_PARAMS: usize = 26;
     pub const INVALID_PARAM: usize = 28;
+    pub const EVENT_FILE_NOT_FOUND: usize = 13;
+    pub const HIST_NOT_FOUND: usize = 14;
+    pub const HIST_CREATE_FAIL: usize = 15;
+    pub const FIELD_VAR_PARSE_FAIL: usize = 20;
     pub const ACTION_NOT_FOUND: usize = 29;
     pub const NO_SAVE_PARAMS: usize = 30;
     pub const ACTION_MISMATCH: usize = 32;
@@ -159,11 +164,17 @@ pub mod err {
 pub struct HistError {
     pub errno: i32,
     pub log: Option<(usize, usize)>,
+    /// An entry the kernel logs before `log` on the same failure.
+    pub log_before: Option<(usize, usize)>,
 }
 
 impl HistError {
     fn plain(errno: i32) -> HistError {
-        HistError { errno, log: None }
+        HistError {
+            errno,
+            log: None,
+            log_before: None,
+        }
     }
 }
 
@@ -314,7 +325,7 @@ impl HistField {
     }
 
     /// `expr_field_str()`.
-    fn expr_field_str(&self, out: &mut String) {
+    pub fn expr_field_str(&self, out: &mut String) {
         if self.has(fl::VAR_REF) {
             if self.system.is_none() {
                 out.push('$');
@@ -555,6 +566,29 @@ pub struct HistSpec {
     pub filter: Option<String>,
     /// Handlers and actions, in the order written.
     pub actions: Vec<Action>,
+    /// Fields of other events that trace actions pass on (`sys.event.field`, or a field of
+    /// the `onmatch()` event): each needs a histogram on that event defining the variable
+    /// `synthetic_<field>` (`create_field_var_hist()`), which the caller creates.
+    pub field_var_hists: Vec<FieldVarHist>,
+    /// `error_log` entries (message, caret) the kernel writes on its way to success: a field
+    /// parameter first tried on this event, then found on the `onmatch()` event.
+    pub logged: Vec<(usize, usize)>,
+}
+
+/// A field of another event an action reads, through a variable `synthetic_<field>` on a
+/// histogram of that event with this one's keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldVarHist {
+    pub system: String,
+    pub event: String,
+    pub field: String,
+}
+
+impl FieldVarHist {
+    /// The variable the histogram on the other event defines.
+    pub fn var_name(&self) -> String {
+        format!("synthetic_{}", self.field)
+    }
 }
 
 impl HistSpec {
@@ -684,6 +718,26 @@ impl HistSpec {
         out
     }
 
+    /// The keys as `create_field_var_hist()` writes them in a new histogram's command.
+    pub fn key_list(&self) -> String {
+        let mut s = String::new();
+        for (i, k) in self.keys.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            k.expr_field_str(&mut s);
+        }
+        s
+    }
+
+    /// `compatible_keys()`: as many keys, each of the same size, signedness and kind.
+    pub fn keys_compatible(&self, other: &HistSpec) -> bool {
+        self.keys.len() == other.keys.len()
+            && self.keys.iter().zip(&other.keys).all(|(a, b)| {
+                a.size == b.size && a.signed == b.signed && a.is_string() == b.is_string()
+            })
+    }
+
     /// `tracing_map` field index `idx` as a key (`Some(key index)`) or a value sum (`None`).
     pub fn key_of_map_idx(&self, idx: usize) -> Option<usize> {
         let first_key_idx = self.vals.len() - self.n_vars;
@@ -697,6 +751,8 @@ pub type VarLookup<'a> = dyn Fn(Option<&str>, Option<&str>, &str) -> Option<u32>
 /// What the parser asks of the trace array.
 pub struct Env<'a> {
     pub fields: &'a Fields,
+    /// The event the histogram is on (system, name).
+    pub event: (&'a str, &'a str),
     /// A `!hist…` removal (variables may then repeat existing ones).
     pub remove: bool,
     /// Does another hist trigger of this event define variable `name`?
@@ -704,6 +760,8 @@ pub struct Env<'a> {
     /// The flags of variable `name` if a hist trigger in the trace array defines it (on
     /// `system.event` when qualified).
     pub var_known: &'a VarLookup<'a>,
+    /// How many events of the trace array have a histogram defining variable `name`.
+    pub var_events: &'a dyn Fn(&str) -> usize,
     /// Does event `system.event` exist (an `onmatch()` target)?
     pub event_exists: &'a dyn Fn(&str, &str) -> bool,
     /// The number of fields of synthetic event `name`, if it exists.
@@ -798,6 +856,9 @@ struct Parser<'a> {
     ts_in_usecs: bool,
     var_defs: Vec<(String, String)>,
     vars: Vec<HistField>,
+    /// The events of the `onmatch()` handlers, where an unqualified variable is looked for
+    /// first (`find_match_var()`).
+    match_events: Vec<(String, String)>,
 }
 
 impl Parser<'_> {
@@ -805,6 +866,7 @@ impl Parser<'_> {
         HistError {
             errno,
             log: Some((kind, self.last_cmd.find(at).unwrap_or(0))),
+            log_before: None,
         }
     }
 
@@ -812,6 +874,7 @@ impl Parser<'_> {
         HistError {
             errno,
             log: Some((kind, 0)),
+            log_before: None,
         }
     }
 }
@@ -865,6 +928,7 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
         ts_in_usecs: false,
         var_defs: Vec::new(),
         vars: Vec::new(),
+        match_events: Vec::new(),
     };
     // Separate `k:v [if filter]`, allowing whitespace in the trigger.
     let b = pf.as_bytes();
@@ -923,6 +987,8 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
         enable_timestamps: false,
         filter,
         actions: Vec::new(),
+        field_var_hists: Vec::new(),
+        logged: Vec::new(),
     };
     let mut assignments: Vec<&str> = Vec::new();
     let mut action_strs: Vec<&str> = Vec::new();
@@ -986,6 +1052,7 @@ pub fn parse(param_and_filter: Option<&str>, env: &Env) -> Result<HistSpec, Hist
     for a in action_strs {
         spec.actions.push(p.parse_action(a)?);
     }
+    p.match_events = match_events(&spec.actions);
 
     // parse_var_defs()
     for a in &assignments {
@@ -1508,13 +1575,12 @@ impl Parser<'_> {
             None => {
                 if var.len() >= 2 && var.starts_with('$') {
                     let name = &var[1..];
-                    let known = (system.is_none()
+                    let own = system.is_none()
                         && self
                             .vars
                             .iter()
-                            .any(|v| v.var_name.as_deref() == Some(name)))
-                        || (self.env.var_known)(system, event, name).is_some();
-                    if !known {
+                            .any(|v| v.var_name.as_deref() == Some(name));
+                    if !own && !self.var_found(system, event, name)? {
                         return Err(self.err(err::VAR_NOT_FOUND, name, libc::EINVAL));
                     }
                     let mut r = HistField::new(fl::VAR_REF, None, None);
@@ -1535,6 +1601,40 @@ impl Parser<'_> {
         }
         let (field, buckets) = self.parse_field(s, &mut flags)?;
         self.create_hist_field(field, flags, var_name, buckets)
+    }
+
+    /// `find_event_var()`: is variable `name` defined by another histogram? Unqualified, it
+    /// is looked for on the `onmatch()` events, then on every event, and must be defined on
+    /// one event only (`VAR_NOT_UNIQUE`, logged before the `VAR_NOT_FOUND` that follows).
+    fn var_found(
+        &self,
+        system: Option<&str>,
+        event: Option<&str>,
+        name: &str,
+    ) -> Result<bool, HistError> {
+        if system.is_some() && event.is_some() {
+            return Ok((self.env.var_known)(system, event, name).is_some());
+        }
+        let not_unique = || {
+            let mut e = self.err(err::VAR_NOT_FOUND, name, libc::EINVAL);
+            e.log_before = self.err(err::VAR_NOT_UNIQUE, name, libc::EINVAL).log;
+            e
+        };
+        let on_match = self
+            .match_events
+            .iter()
+            .filter(|(s, e)| (self.env.var_known)(Some(s), Some(e), name).is_some())
+            .count();
+        match on_match {
+            0 => {}
+            1 => return Ok(true),
+            _ => return Err(not_unique()),
+        }
+        match (self.env.var_events)(name) {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(not_unique()),
+        }
     }
 
     /// `parse_field()`: the field name and its modifier.
@@ -1675,6 +1775,19 @@ impl Parser<'_> {
     }
 }
 
+/// The distinct events of the `onmatch()` handlers among `actions`.
+fn match_events(actions: &[Action]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in actions {
+        if let Handler::OnMatch { system, event } = &a.handler
+            && !out.iter().any(|(s, e)| s == system && e == event)
+        {
+            out.push((system.clone(), event.clone()));
+        }
+    }
+    out
+}
+
 /// `create_actions()`: resolves each action's parameters against the histogram (its own
 /// variables, other histograms' variables, this event's fields) and checks the synthetic
 /// event. Run after `parse` once the histogram is known to be new.
@@ -1690,6 +1803,7 @@ pub fn create_actions(
         ts_in_usecs: false,
         var_defs: Vec::new(),
         vars: spec.vars().cloned().collect(),
+        match_events: match_events(&spec.actions),
     };
     let own_vars: Vec<String> = spec.vars().filter_map(|v| v.var_name.clone()).collect();
     let own_var = |name: &str| own_vars.iter().any(|v| v == name);
@@ -1719,7 +1833,14 @@ pub fn create_actions(
         let mut args = Vec::new();
         for param in &a.params {
             let mut n = 0;
-            let f = if param.contains('$') {
+            let f = if a.kind == ActionKind::Trace && !param.contains('$') {
+                p.trace_field_param(
+                    param,
+                    &a.handler,
+                    &mut spec.field_var_hists,
+                    &mut spec.logged,
+                )?
+            } else if param.contains('$') {
                 p.parse_atom(param, 0, None)?
             } else {
                 p.parse_expr(param, 0, None, &mut n)?
@@ -1730,6 +1851,80 @@ pub fn create_actions(
     }
     spec.actions = actions;
     Ok(())
+}
+
+impl Parser<'_> {
+    /// `trace_action_create_field_var()`: a field parameter of a trace action. A field of
+    /// this event (unqualified, or qualified with this event's name) is read from the record;
+    /// `sys.event.field` of another event, or an unqualified name this event lacks in an
+    /// `onmatch()` action, becomes a reference to `synthetic_<field>` on that event, whose
+    /// histogram the caller creates ([`FieldVarHist`]).
+    fn trace_field_param(
+        &mut self,
+        param: &str,
+        handler: &Handler,
+        requests: &mut Vec<FieldVarHist>,
+        logged: &mut Vec<(usize, usize)>,
+    ) -> Result<HistField, HistError> {
+        let mut rest = Some(param);
+        let first = strsep(&mut rest, &['.']).unwrap_or("");
+        let (system, event, field) = match rest {
+            None => (None, None, param),
+            Some(r) => {
+                let mut r = Some(r);
+                let event = strsep(&mut r, &['.']).unwrap_or("");
+                let Some(field) = r else {
+                    return Err(HistError::plain(libc::EINVAL));
+                };
+                (Some(first), Some(event), field)
+            }
+        };
+        let on_target = match (system, event) {
+            (Some(s), Some(e)) => (s, e) == self.env.event,
+            _ => true,
+        };
+        let (system, event) = match (system, event) {
+            _ if on_target => match self.parse_atom(field, 0, None) {
+                Ok(f) => return Ok(f),
+                Err(e) => {
+                    // create_field_var() logs the parse failure after parse_field()'s own;
+                    // an onmatch() action then looks for the field on the matched event.
+                    let parse_fail = self.err(err::FIELD_VAR_PARSE_FAIL, field, e.errno);
+                    match (system, handler) {
+                        (None, Handler::OnMatch { system, event }) => {
+                            logged.extend(e.log.into_iter().chain(parse_fail.log));
+                            (system.as_str(), event.as_str())
+                        }
+                        _ => {
+                            return Err(HistError {
+                                log_before: e.log,
+                                ..parse_fail
+                            });
+                        }
+                    }
+                }
+            },
+            (Some(s), Some(e)) => (s, e),
+            _ => return Err(HistError::plain(libc::EINVAL)),
+        };
+        if !(self.env.event_exists)(system, event) {
+            return Err(self.err(err::EVENT_FILE_NOT_FOUND, field, libc::EINVAL));
+        }
+        let req = FieldVarHist {
+            system: system.to_owned(),
+            event: event.to_owned(),
+            field: field.to_owned(),
+        };
+        let mut r = HistField::new(fl::VAR_REF, None, None);
+        r.name = req.var_name();
+        r.system = Some(req.system.clone());
+        r.event = Some(req.event.clone());
+        r.size = 8;
+        if !requests.contains(&req) {
+            requests.push(req);
+        }
+        Ok(r)
+    }
 }
 
 impl Action {
@@ -1764,9 +1959,11 @@ print fmt: \"\"\n",
         let f = fields();
         let env = Env {
             fields: &f,
+            event: ("kmem", "kmalloc"),
             remove: false,
             var_exists: &|_| false,
             var_known: &|_, _, _| None,
+            var_events: &|_| 0,
             event_exists: &|s, e| (s, e) == ("sched", "sched_waking"),
             synth_fields: &|n| (n == "lat").then_some(2),
         };

@@ -84,6 +84,20 @@ pub enum TriggerCmd {
         /// Target event.
         event: String,
     },
+    /// `enable_hist:<system>:<event>`: continues the target's hist triggers.
+    EnableHist {
+        /// Target subsystem.
+        system: String,
+        /// Target event.
+        event: String,
+    },
+    /// `disable_hist:<system>:<event>`: pauses the target's hist triggers.
+    DisableHist {
+        /// Target subsystem.
+        system: String,
+        /// Target event.
+        event: String,
+    },
 }
 
 /// The kernel's trigger "type": at most one trigger per type per event
@@ -98,6 +112,8 @@ pub enum TriggerKind {
     Snapshot,
     /// `enable_event` and `disable_event` (one type, keyed by target).
     Enable,
+    /// `enable_hist` and `disable_hist` (`ETT_HIST_ENABLE`, keyed by target).
+    HistEnable,
 }
 
 impl TriggerCmd {
@@ -110,6 +126,8 @@ impl TriggerCmd {
             TriggerCmd::Snapshot => "snapshot",
             TriggerCmd::EnableEvent { .. } => "enable_event",
             TriggerCmd::DisableEvent { .. } => "disable_event",
+            TriggerCmd::EnableHist { .. } => "enable_hist",
+            TriggerCmd::DisableHist { .. } => "disable_hist",
         }
     }
 
@@ -120,6 +138,9 @@ impl TriggerCmd {
             TriggerCmd::StackTrace => TriggerKind::StackTrace,
             TriggerCmd::Snapshot => TriggerKind::Snapshot,
             TriggerCmd::EnableEvent { .. } | TriggerCmd::DisableEvent { .. } => TriggerKind::Enable,
+            TriggerCmd::EnableHist { .. } | TriggerCmd::DisableHist { .. } => {
+                TriggerKind::HistEnable
+            }
         }
     }
 
@@ -127,7 +148,9 @@ impl TriggerCmd {
     pub fn target(&self) -> Option<(&str, &str)> {
         match self {
             TriggerCmd::EnableEvent { system, event }
-            | TriggerCmd::DisableEvent { system, event } => Some((system, event)),
+            | TriggerCmd::DisableEvent { system, event }
+            | TriggerCmd::EnableHist { system, event }
+            | TriggerCmd::DisableHist { system, event } => Some((system, event)),
             _ => None,
         }
     }
@@ -379,7 +402,7 @@ pub fn parse_write(
             let filter = parse_filter(filter, compile_filter)?;
             return Ok(TriggerWrite::Add(Trigger { cmd, count, filter }));
         }
-        b"enable_event" | b"disable_event" => name,
+        b"enable_event" | b"disable_event" | b"enable_hist" | b"disable_hist" => name,
         _ => return Err(libc::EINVAL),
     };
 
@@ -398,10 +421,11 @@ pub fn parse_write(
         return Err(libc::EINVAL);
     }
     let (system, event) = (system.to_owned(), event.to_owned());
-    let cmd = if cmd == b"enable_event" {
-        TriggerCmd::EnableEvent { system, event }
-    } else {
-        TriggerCmd::DisableEvent { system, event }
+    let cmd = match cmd {
+        b"enable_event" => TriggerCmd::EnableEvent { system, event },
+        b"disable_event" => TriggerCmd::DisableEvent { system, event },
+        b"enable_hist" => TriggerCmd::EnableHist { system, event },
+        _ => TriggerCmd::DisableHist { system, event },
     };
     if remove {
         return Ok(TriggerWrite::Remove(Trigger::new(cmd)));
@@ -651,6 +675,8 @@ pub enum Action {
     EnabledTarget,
     /// The target was soft-disabled.
     DisabledTarget,
+    /// The target's hist triggers are to continue (`true`) or pause.
+    HistTarget(bool),
 }
 
 /// Fires `t` once. The caller has already evaluated the trigger's filter
@@ -668,6 +694,10 @@ pub fn fire(t: &mut Trigger, tracing_on: &mut bool, target: Option<&mut SoftStat
         return Action::None;
     }
     let action = match &t.cmd {
+        // hist_enable_count_trigger(): counts every firing.
+        TriggerCmd::EnableHist { .. } | TriggerCmd::DisableHist { .. } => {
+            Action::HistTarget(matches!(t.cmd, TriggerCmd::EnableHist { .. }))
+        }
         TriggerCmd::TraceOn | TriggerCmd::TraceOff => {
             let want = t.cmd == TriggerCmd::TraceOn;
             if *tracing_on == want {

@@ -220,6 +220,14 @@ fn catalog_ranks(events: &[EventDef]) -> Vec<u64> {
 }
 
 impl Event {
+    /// A synthetic event's name (what histogram actions call it by).
+    pub fn synthetic_name(&self) -> Option<&str> {
+        self.dynamic
+            .as_ref()
+            .filter(|d| d.kind == crate::control::dynevent::Kind::Synthetic)
+            .map(|_| self.def.name.as_str())
+    }
+
     pub fn files(&self) -> FileSet {
         self.def.files
     }
@@ -622,9 +630,10 @@ impl Registry {
         let sys = systems.get(system).cloned().ok_or(libc::ENOENT)?;
         let mut events = sys.events.write();
         let ev = events.get(name).cloned().ok_or(libc::ENOENT)?;
+        let synthetic = ev.synthetic_name();
         if arrays
             .iter()
-            .any(|ta| ta.state.lock().is_enabled(ev.serial))
+            .any(|ta| ta.state.lock().holds_event(ev.serial, synthetic))
         {
             return Err(libc::EBUSY);
         }

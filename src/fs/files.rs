@@ -887,8 +887,10 @@ fn write_file(
 /// One write to an event's `trigger` file (§8.2). Adding a trigger puts the event in soft
 /// mode, and an enable/disable_event trigger its target too (§5.1); removing undoes both.
 fn write_trigger(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result<usize, i32> {
-    if !reg.features.snapshot
-        && matches!(trigger::split_command(data), Ok(Some((_, b"snapshot", _))))
+    let command = trigger::split_command(data);
+    if !reg.features.snapshot && matches!(command, Ok(Some((_, b"snapshot", _))))
+        || !reg.features.hist
+            && matches!(command, Ok(Some((_, b"enable_hist" | b"disable_hist", _))))
     {
         return Err(EINVAL);
     }
@@ -1362,10 +1364,11 @@ fn delete_all_dynamic(
         })
         .collect();
     let arrays = reg.trace_arrays();
-    if victims
-        .iter()
-        .any(|e| arrays.iter().any(|ta| ta.state.lock().is_enabled(e.serial)))
-    {
+    if victims.iter().any(|e| {
+        arrays
+            .iter()
+            .any(|ta| ta.state.lock().holds_event(e.serial, e.synthetic_name()))
+    }) {
         return Err(libc::EBUSY);
     }
     for ev in victims {

@@ -241,10 +241,20 @@ fn var_sources(reg: &Registry, ta: &TraceArray, spec: &hist::HistSpec) -> Vec<Va
         {
             continue;
         }
+        // find_event_var(): an unqualified name is looked for on the onmatch() events first.
+        let on_match = || {
+            spec.actions.iter().find_map(|a| match &a.handler {
+                hist::Handler::OnMatch { system, event } if r.system.is_none() => {
+                    find_var(reg, ta, Some(system), Some(event), &r.name)
+                }
+                _ => None,
+            })
+        };
         let target = if r.system.is_none() && own(&r.name) {
             None
         } else {
-            find_var(reg, ta, r.system.as_deref(), r.event.as_deref(), &r.name)
+            on_match()
+                .or_else(|| find_var(reg, ta, r.system.as_deref(), r.event.as_deref(), &r.name))
                 .map(|(t, i)| (t.data().clone(), i))
         };
         out.push(VarSource {
@@ -263,15 +273,31 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
         return Err(libc::EINVAL);
     };
     let text = param.map(|p| String::from_utf8_lossy(p).into_owned());
+    apply(reg, ta, ev, remove, text, true)
+}
+
+/// A hist command (`text` after `hist:`), as `event_hist_trigger_parse()`; `logs` is false
+/// for the commands the kernel runs itself (field variable histograms), whose failures the
+/// outer command logs.
+fn apply(
+    reg: &Registry,
+    ta: &TraceArray,
+    ev: &Event,
+    remove: bool,
+    text: Option<String>,
+    logs: bool,
+) -> Result<(), i32> {
     let last_cmd = hist::last_cmd(text.as_deref().unwrap_or(""));
     let location = format!("hist:{}:{}", ev.def.system, ev.def.name);
     let log = |kind: usize, pos: usize| {
-        ta.state
-            .lock()
-            .log_error(&location, hist::ERR_TEXT[kind], &last_cmd, pos);
+        if logs {
+            ta.state
+                .lock()
+                .log_error(&location, hist::ERR_TEXT[kind], &last_cmd, pos);
+        }
     };
     let fail = |e: HistError| {
-        if let Some((kind, pos)) = e.log {
+        for (kind, pos) in e.log_before.into_iter().chain(e.log) {
             log(kind, pos);
         }
         e.errno
@@ -292,6 +318,13 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
     let var_known = |system: Option<&str>, event: Option<&str>, name: &str| {
         find_var(reg, ta, system, event, name).map(|(t, i)| t.data().spec().vals[i].flags)
     };
+    let var_events = |name: &str| {
+        let st = ta.state.lock();
+        st.events
+            .values()
+            .filter(|e| e.hists.iter().any(|t| t.var_index(name).is_some()))
+            .count()
+    };
     let event_exists = |system: &str, event: &str| reg.find_event(system, event).is_some();
     let synth_fields = |name: &str| {
         reg.find_event("synthetic", name)
@@ -299,9 +332,11 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
     };
     let env = Env {
         fields: &layout.fields,
+        event: (&ev.def.system, &ev.def.name),
         remove,
         var_exists: &var_exists,
         var_known: &var_known,
+        var_events: &var_events,
         event_exists: &event_exists,
         synth_fields: &synth_fields,
     };
@@ -350,13 +385,16 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
                 e.soft.own_trigger_removed();
                 removed
             });
-            if removed.is_some_and(|t| {
-                t.spec
+            drop(st);
+            if let Some(t) = removed {
+                if t.spec
                     .actions
                     .iter()
                     .any(|a| a.kind == hist::ActionKind::Snapshot)
-            }) {
-                snapshot::cond_disable(ta);
+                {
+                    snapshot::cond_disable(ta);
+                }
+                remove_field_var_hists(reg, ta, &t.field_var_hists);
             }
         }
         return Ok(());
@@ -377,8 +415,65 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
     }
     drop(st);
     if named.is_none() {
-        hist::create_actions(&mut spec, text.as_deref().unwrap_or(""), &env).map_err(fail)?;
+        let created = hist::create_actions(&mut spec, text.as_deref().unwrap_or(""), &env);
+        for (kind, pos) in std::mem::take(&mut spec.logged) {
+            log(kind, pos);
+        }
+        created.map_err(fail)?;
     }
+    let made = create_field_var_hists(reg, ta, &spec, &last_cmd, &log)?;
+    let registered = register(RegisterArgs {
+        reg,
+        ta,
+        ev,
+        spec,
+        filter,
+        named: named.clone(),
+        named_fits,
+        hists: &hists,
+        same: &same,
+        last_cmd: &last_cmd,
+        log: &log,
+        made: made.clone(),
+    });
+    if registered.is_err() {
+        remove_field_var_hists(reg, ta, &made);
+    }
+    registered
+}
+
+/// What [`register`] needs of [`apply`].
+struct RegisterArgs<'a> {
+    reg: &'a Registry,
+    ta: &'a TraceArray,
+    ev: &'a Event,
+    spec: hist::HistSpec,
+    filter: Option<Arc<crate::control::filter::Filter>>,
+    named: Option<Arc<crate::trace::hist::HistData>>,
+    named_fits: Option<bool>,
+    hists: &'a crate::trace::hist::HistList,
+    same: &'a dyn Fn(&HistTrigger, bool) -> bool,
+    last_cmd: &'a str,
+    log: &'a dyn Fn(usize, usize),
+    made: Vec<(String, String, String)>,
+}
+
+/// `hist_register_trigger()` and what follows it: a new histogram joins the event.
+fn register(a: RegisterArgs) -> Result<(), i32> {
+    let RegisterArgs {
+        reg,
+        ta,
+        ev,
+        spec,
+        filter,
+        named,
+        named_fits,
+        hists,
+        same,
+        last_cmd,
+        log,
+        made,
+    } = a;
     let refs = var_sources(reg, ta, &spec);
     // hist_register_trigger()
     if named_fits == Some(false) {
@@ -416,12 +511,70 @@ pub fn write(reg: &Registry, ta: &TraceArray, ev: &Event, data: &[u8]) -> Result
     if snapshots && reg.features.snapshot {
         snapshot::cond_enable(ta)?;
     }
-    let t = Arc::new(HistTrigger::new(spec, filter, named, refs));
+    let t = Arc::new(HistTrigger::new(spec, filter, named, refs, made));
     st.with_event(ev.serial, |e| {
         e.hists = e.hists.with(t);
         e.soft.own_trigger_added();
     });
     Ok(())
+}
+
+/// `create_field_var_hist()` for each field of another event the actions read: a histogram
+/// on that event with the keys of a compatible one there (same sizes) and its filter,
+/// defining `synthetic_<field>`, unless one defines it already. Returns those made (system,
+/// event, command); on failure nothing stays made.
+fn create_field_var_hists(
+    reg: &Registry,
+    ta: &TraceArray,
+    spec: &hist::HistSpec,
+    last_cmd: &str,
+    log: &dyn Fn(usize, usize),
+) -> Result<Vec<(String, String, String)>, i32> {
+    let mut made = Vec::new();
+    for req in &spec.field_var_hists {
+        let at = last_cmd.find(&req.field).unwrap_or(0);
+        let var = req.var_name();
+        if find_var(reg, ta, Some(&req.system), Some(&req.event), &var).is_some() {
+            continue;
+        }
+        let Some(other) = reg.find_event(&req.system, &req.event) else {
+            remove_field_var_hists(reg, ta, &made);
+            log(err::EVENT_FILE_NOT_FOUND, at);
+            return Err(libc::EINVAL);
+        };
+        let compatible = ta.state.lock().events.get(&other.serial).and_then(|e| {
+            e.hists
+                .iter()
+                .find(|t| spec.keys_compatible(&t.spec))
+                .cloned()
+        });
+        let Some(compatible) = compatible else {
+            remove_field_var_hists(reg, ta, &made);
+            log(err::HIST_NOT_FOUND, at);
+            return Err(libc::EINVAL);
+        };
+        let mut cmd = format!("keys={}:{var}={}", compatible.spec.key_list(), req.field);
+        if let Some(f) = &compatible.spec.filter {
+            cmd.push_str(" if ");
+            cmd.push_str(f);
+        }
+        if let Err(e) = apply(reg, ta, &other, false, Some(cmd.clone()), false) {
+            remove_field_var_hists(reg, ta, &made);
+            log(err::HIST_CREATE_FAIL, at);
+            return Err(e);
+        }
+        made.push((req.system.clone(), req.event.clone(), cmd));
+    }
+    Ok(made)
+}
+
+/// `unregister_field_var_hists()`: removes the histograms made for field variables.
+fn remove_field_var_hists(reg: &Registry, ta: &TraceArray, made: &[(String, String, String)]) {
+    for (system, event, cmd) in made {
+        if let Some(other) = reg.find_event(system, event) {
+            let _ = apply(reg, ta, &other, true, Some(cmd.clone()), false);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -361,7 +361,7 @@ fn fire_triggers(
         }
         let target = t.cmd.target().and_then(|(s, e)| reg.find_event(s, e));
         let mut tracing_on = st.tracing_on;
-        let action = match target {
+        let action = match &target {
             Some(tgt) => {
                 let mut soft = st
                     .events
@@ -374,6 +374,14 @@ fn fire_triggers(
             }
             None => trigger::fire(t, &mut tracing_on, None),
         };
+        // hist_enable_trigger(): pauses or continues every hist trigger of the target.
+        if let (trigger::Action::HistTarget(on), Some(tgt)) = (action, &target)
+            && let Some(e) = st.events.get(&tgt.serial)
+        {
+            for h in e.hists.iter() {
+                h.set_paused(!on);
+            }
+        }
         fired.stack |= action == trigger::Action::StackTrace;
         fired.snapshot |= action == trigger::Action::Snapshot;
         st.tracing_on = tracing_on;

@@ -24,12 +24,13 @@ enum KeyPart {
 }
 
 /// One entry: the sums (hitcount first, then each value), variables (`None` until set, and
-/// again once a reference read it once), the comm of the task that created it (for
-/// `.execname`), and per `onmax()`/`onchange()` action the tracked value and saved fields.
+/// again once a reference read it once; a string variable keeps its bytes), the comm of the
+/// task that created it (for `.execname`), and per `onmax()`/`onchange()` action the tracked
+/// value and saved fields.
 #[derive(Clone, Debug)]
 struct Elt {
     sums: Vec<u64>,
-    vars: Vec<Option<u64>>,
+    vars: Vec<Option<ActionValue>>,
     comm: Box<str>,
     track: Vec<Option<(u64, Vec<ActionValue>)>>,
 }
@@ -39,6 +40,17 @@ struct Elt {
 pub enum ActionValue {
     Num(u64),
     Str(Vec<u8>),
+}
+
+impl ActionValue {
+    /// The value as an operand of an expression (a string reads 0: the parser refuses
+    /// strings as operands).
+    fn num(&self) -> u64 {
+        match self {
+            ActionValue::Num(n) => *n,
+            ActionValue::Str(_) => 0,
+        }
+    }
 }
 
 /// A synthetic event an action generates (`trace_synth()`), for the caller to commit.
@@ -82,6 +94,17 @@ struct Map {
 pub struct HistData {
     spec: HistSpec,
     map: Mutex<Map>,
+    /// A `.snapshot()` action's `struct track_data`: the value that took the last snapshot
+    /// (a new one must beat it, across all entries), the key and comm of its entry.
+    snap: Mutex<Option<SnapTrack>>,
+}
+
+/// What the last snapshot a `.snapshot()` action took was triggered by.
+#[derive(Clone, Debug)]
+struct SnapTrack {
+    val: u64,
+    key: Box<[KeyPart]>,
+    comm: Box<str>,
 }
 
 /// One `hist:` trigger on one event of one trace array.
@@ -94,6 +117,9 @@ pub struct HistTrigger {
     data: Arc<HistData>,
     /// Resolved variable references (operands of expressions and action parameters).
     refs: Vec<VarSource>,
+    /// The histograms made for this one's field variables on other events (`system`,
+    /// `event`, command), removed with it (`unregister_field_var_hists()`).
+    pub field_var_hists: Vec<(String, String, String)>,
 }
 
 /// Named histograms, as the kernel's global `named_triggers` list: every trigger with the
@@ -174,6 +200,7 @@ impl HistTrigger {
         filter: Option<Arc<Filter>>,
         shared: Option<Arc<HistData>>,
         refs: Vec<VarSource>,
+        field_var_hists: Vec<(String, String, String)>,
     ) -> Self {
         let data = shared.unwrap_or_else(|| {
             let data = Arc::new(HistData {
@@ -184,6 +211,7 @@ impl HistTrigger {
                     hits: 0,
                     drops: 0,
                 }),
+                snap: Mutex::new(None),
             });
             if let Some(n) = spec.short_name() {
                 NAMED.lock().push((n.to_owned(), Arc::downgrade(&data)));
@@ -196,6 +224,7 @@ impl HistTrigger {
             filter,
             data,
             refs,
+            field_var_hists,
         }
     }
 
@@ -220,6 +249,14 @@ impl HistTrigger {
         self.refs
             .iter()
             .any(|r| r.target.as_ref().is_some_and(|(d, _)| Arc::ptr_eq(d, data)))
+    }
+
+    /// Does an action of this trigger generate synthetic event `synth`?
+    pub fn generates(&self, synth: &str) -> bool {
+        self.spec
+            .actions
+            .iter()
+            .any(|a| a.kind == ActionKind::Trace && a.synth_name() == synth)
     }
 
     /// Does this trigger share its data with `data`?
@@ -278,17 +315,24 @@ impl HistTrigger {
             })
             .collect();
         // resolve_var_refs(): other histograms' variables for the same key, each map locked
-        // on its own (never two at once). An unset variable means no update at all.
-        let mut ref_vals: Vec<(usize, u64)> = Vec::new();
+        // on its own (never two at once). An unset variable means no update at all. The
+        // kernel compares the other map's key size of this key's bytes, so a compound key
+        // finds the entry its leading fields name (`keys=pid,lat` reads a `keys=pid` map).
+        let mut ref_vals: Vec<(usize, ActionValue)> = Vec::new();
         for (i, r) in self.refs.iter().enumerate() {
             let Some((data, idx)) = &r.target else {
                 continue;
             };
+            let their_key = &key[..data.spec.keys.len().min(key.len())];
             let mut m = data.map.lock();
-            let Some(slot) = m.entries.get_mut(&key).and_then(|e| e.vars.get_mut(*idx)) else {
+            let Some(slot) = m
+                .entries
+                .get_mut(their_key)
+                .and_then(|e| e.vars.get_mut(*idx))
+            else {
                 return Output::default();
             };
-            let Some(v) = *slot else {
+            let Some(v) = slot.clone() else {
                 return Output::default();
             };
             if self.read_once(r) {
@@ -296,25 +340,26 @@ impl HistTrigger {
             }
             ref_vals.push((i, v));
         }
-        let lookup = |f: &HistField, own: &[Option<u64>]| -> u64 {
+        let lookup_value = |f: &HistField, own: &[Option<ActionValue>]| -> ActionValue {
             let i = self
                 .refs
                 .iter()
                 .position(|r| r.name == f.name && r.system == f.system && r.event == f.event);
-            match i {
+            let v = match i {
                 Some(i) => match &self.refs[i].target {
                     Some(_) => ref_vals
                         .iter()
                         .find(|(j, _)| *j == i)
-                        .map_or(0, |(_, v)| *v),
+                        .map(|(_, v)| v.clone()),
                     None => self
                         .var_index(&f.name)
-                        .and_then(|x| own.get(x).copied().flatten())
-                        .unwrap_or(0),
+                        .and_then(|x| own.get(x).cloned().flatten()),
                 },
-                None => 0,
-            }
+                None => None,
+            };
+            v.unwrap_or(ActionValue::Num(0))
         };
+        let lookup = |f: &HistField, own: &[Option<ActionValue>]| lookup_value(f, own).num();
         let mut m = self.data.map.lock();
         let m = &mut *m;
         if !m.entries.contains_key(&key) {
@@ -322,7 +367,12 @@ impl HistTrigger {
                 m.drops += 1;
                 return Output::default();
             }
-            let comm = if spec.keys.iter().any(|k| k.has(fl::EXECNAME)) {
+            let comm = if spec
+                .keys
+                .iter()
+                .chain(&spec.vals)
+                .any(|k| k.has(fl::EXECNAME))
+            {
                 comm().into()
             } else {
                 "".into()
@@ -350,12 +400,25 @@ impl HistTrigger {
                 ts_in_usecs: spec.ts_in_usecs,
                 vars: &|f| lookup(f, &before),
             };
-            let x = v.eval(rec, &ctx);
             if v.has(fl::VAR) {
+                let x = if v.has(fl::EXECNAME) {
+                    ActionValue::Str(elt.comm.as_bytes().to_vec())
+                } else if v.is_string() {
+                    ActionValue::Str(v.string_of(rec).to_vec())
+                } else if v.has(fl::ALIAS) && v.operands.first().is_some_and(|o| o.has(fl::VAR_REF))
+                {
+                    // `b=$a`: a string variable stays a string.
+                    lookup_value(&v.operands[0], &before)
+                } else {
+                    ActionValue::Num(v.eval(rec, &ctx))
+                };
                 if let Some(slot) = elt.vars.get_mut(i) {
                     *slot = Some(x);
                 }
-            } else if let Some(slot) = elt.sums.get_mut(i) {
+                continue;
+            }
+            let x = v.eval(rec, &ctx);
+            if let Some(slot) = elt.sums.get_mut(i) {
                 *slot = slot.wrapping_add(x);
             }
         }
@@ -368,7 +431,7 @@ impl HistTrigger {
             r.target.is_some()
                 || self
                     .var_index(&r.name)
-                    .is_some_and(|x| own.get(x).copied().flatten().is_some())
+                    .is_some_and(|x| own.get(x).is_some_and(Option::is_some))
         });
         if !self_ok {
             return Output::default();
@@ -382,7 +445,9 @@ impl HistTrigger {
         let values = |args: &[HistField]| -> Vec<ActionValue> {
             args.iter()
                 .map(|f| {
-                    if f.is_string() {
+                    if f.has(fl::VAR_REF) {
+                        lookup_value(f, &own)
+                    } else if f.is_string() {
                         ActionValue::Str(f.string_of(rec).to_vec())
                     } else {
                         ActionValue::Num(f.eval(rec, &ctx))
@@ -405,15 +470,15 @@ impl HistTrigger {
                     let Some(var) = a.tracked_var().and_then(|n| self.var_index(n)) else {
                         continue;
                     };
-                    let Some(v) = own.get(var).copied().flatten() else {
+                    let Some(v) = own.get(var).cloned().flatten().map(|v| v.num()) else {
                         continue;
                     };
-                    let old = elt.track[ai].as_ref().map(|t| t.0);
-                    let hit = match &a.handler {
-                        Handler::OnMax(_) => old.is_none_or(|o| v > o),
-                        _ => old != Some(v),
+                    // check_track_val(): against the entry's tracked value, 0 at first.
+                    let passes = |old: u64| match &a.handler {
+                        Handler::OnMax(_) => v > old,
+                        _ => v != old,
                     };
-                    if !hit {
+                    if !passes(elt.track[ai].as_ref().map_or(0, |t| t.0)) {
                         continue;
                     }
                     let saved = match a.kind {
@@ -421,7 +486,19 @@ impl HistTrigger {
                         _ => Vec::new(),
                     };
                     elt.track[ai] = Some((v, saved));
-                    out.snapshot |= a.kind == ActionKind::Snapshot;
+                    if a.kind == ActionKind::Snapshot {
+                        // cond_snapshot_update(): only a value that passes the one that
+                        // took the last snapshot takes another.
+                        let mut snap = self.data.snap.lock();
+                        if passes(snap.as_ref().map_or(0, |t| t.val)) {
+                            *snap = Some(SnapTrack {
+                                val: v,
+                                key: key.clone(),
+                                comm: elt.comm.clone(),
+                            });
+                            out.snapshot = true;
+                        }
+                    }
                     if a.kind == ActionKind::Trace {
                         out.synth.push(Fired {
                             synth: a.synth_name().to_owned(),
@@ -489,7 +566,7 @@ impl HistTrigger {
             }
         }
         for (key, e) in &entries {
-            print_key(spec, key, e, out);
+            print_key(spec, key, &e.comm, out);
             if !spec.no_hitcount {
                 print_val(out, "hitcount", 0, e.sums[0], total[0], max[0]);
             }
@@ -500,11 +577,38 @@ impl HistTrigger {
             print_actions(spec, e, out);
             out.push('\n');
         }
+        self.print_snapshot(out);
         let _ = write!(
             out,
             "\nTotals:\n    Hits: {hits}\n    Entries: {}\n    Dropped: {drops}\n",
             entries.len()
         );
+    }
+}
+
+impl HistTrigger {
+    /// `track_data_snapshot_print()`: what triggered the last snapshot of a `.snapshot()`
+    /// action, once one was taken.
+    fn print_snapshot(&self, out: &mut String) {
+        let spec = &self.data.spec;
+        let Some(a) = spec.actions.iter().find(|a| a.kind == ActionKind::Snapshot) else {
+            return;
+        };
+        let Some(t) = self.data.snap.lock().clone() else {
+            return;
+        };
+        let (handler, var) = match &a.handler {
+            Handler::OnMax(v) => ("onmax", v),
+            Handler::OnChange(v) => ("onchange", v),
+            Handler::OnMatch { .. } => return,
+        };
+        let _ = write!(
+            out,
+            "\nSnapshot taken (see tracing/snapshot).  Details:\n\ttriggering value {{ {handler}({var}) }}: {:>10}\ttriggered by event with key: ",
+            t.val
+        );
+        print_key(spec, &t.key, &t.comm, out);
+        out.push('\n');
     }
 }
 
@@ -590,7 +694,7 @@ fn symbol(addr: u64, offset: bool) -> String {
 }
 
 /// `hist_trigger_print_key()`.
-fn print_key(spec: &HistSpec, key: &[KeyPart], e: &Elt, out: &mut String) {
+fn print_key(spec: &HistSpec, key: &[KeyPart], comm: &str, out: &mut String) {
     out.push_str("{ ");
     let mut multiline = false;
     for (i, (f, k)) in spec.keys.iter().zip(key).enumerate() {
@@ -609,7 +713,7 @@ fn print_key(spec: &HistSpec, key: &[KeyPart], e: &Elt, out: &mut String) {
         } else if f.has(fl::SYM_OFFSET) {
             let _ = write!(out, "{name}: [{u:x}] {:<55}", symbol(u, true));
         } else if f.has(fl::EXECNAME) {
-            let _ = write!(out, "{name}: {:<16}[{u:>10}]", e.comm);
+            let _ = write!(out, "{name}: {comm:<16}[{u:>10}]");
         } else if f.has(fl::SYSCALL) {
             let sys = crate::trace::syscall_names::syscall_name(u).unwrap_or("unknown_syscall");
             let _ = write!(out, "{name}: {sys:<30}[{u:>3}]");
@@ -741,13 +845,21 @@ print fmt: \"\"\n",
         let f = fields();
         let env = Env {
             fields: &f,
+            event: ("sys", "ev"),
             remove: false,
             var_exists: &|_| false,
             var_known: &|_, _, _| None,
+            var_events: &|_| 0,
             event_exists: &|_, _| false,
             synth_fields: &|_| None,
         };
-        HistTrigger::new(parse(Some(text), &env).unwrap(), None, None, Vec::new())
+        HistTrigger::new(
+            parse(Some(text), &env).unwrap(),
+            None,
+            None,
+            Vec::new(),
+            Vec::new(),
+        )
     }
 
     fn rec(pid: i32, lat: i32, comm: &str) -> Vec<u8> {

@@ -346,6 +346,11 @@ fn a_mirror_of_this_kernel_refuses_hist_as_the_kernel_does() {
     let kernel = write_outcome(&ki.p(""), "events/ftrace/print/trigger", cmd);
     assert_eq!(clone, kernel);
     assert_eq!(clone.0, Err(libc::EINVAL));
+    let cmd = b"enable_hist:kmem:kmalloc";
+    let clone = write_outcome(&m.p("instances/hm"), "events/ftrace/print/trigger", cmd);
+    let kernel = write_outcome(&ki.p(""), "events/ftrace/print/trigger", cmd);
+    assert_eq!(clone, kernel);
+    assert_eq!(clone.0, Err(libc::EINVAL));
 }
 
 #[test]
@@ -521,6 +526,409 @@ fn onmax_snapshot_takes_a_snapshot_at_each_new_maximum() {
         live.contains("bytes_req=100 ") && !live.contains("bytes_req=200 "),
         "{live}"
     );
+    // The `hist` file tells what took the last snapshot (track_data_snapshot_print()).
+    assert_eq!(
+        i.r(&format!("{KMALLOC}/hist")),
+        hist_text(
+            "hist:keys=common_pid:vals=hitcount:b=bytes_req:sort=hitcount:size=2048:onmax($b).snapshot() [active]",
+            &format!(
+                "{{ common_pid: {:>10} }} hitcount:          3\n\n\
+Snapshot taken (see tracing/snapshot).  Details:\n\
+\ttriggering value {{ onmax($b) }}:        200\ttriggered by event with key: {{ common_pid: {:>10} }}\n",
+                tid(),
+                tid()
+            ),
+            3,
+            1,
+            0
+        )
+    );
     assert!(i.w(&trig, format!("!{cmd}")).is_ok());
     assert_eq!(i.w("snapshot", "1"), Ok(1), "released with its histogram");
+}
+
+fn synth(i: &Inst, def: &str) {
+    assert!(
+        crate::common::write_raw(
+            &i.m.p("synthetic_events"),
+            def.as_bytes(),
+            libc::O_WRONLY | libc::O_APPEND
+        )
+        .is_ok(),
+        "{def}"
+    );
+}
+
+fn inject(i: &Inst, event: &str, text: &str) {
+    assert!(
+        i.w(&format!("events/{event}/inject"), text).is_ok(),
+        "{event}: {text}"
+    );
+}
+
+#[test]
+fn field_variables_of_this_and_the_matched_event_feed_an_action() {
+    // ftracetest trigger-field-variable-support.tc, fed through `inject`.
+    let i = Inst::new();
+    synth(
+        &i,
+        "wakeup_latency u64 lat; pid_t pid; int prio; char comm[16]",
+    );
+    let waking = "events/sched/sched_waking/trigger";
+    let first = "hist:keys=comm:vals=hitcount:ts0=common_timestamp.usecs:sort=hitcount:size=2048:clock=global if comm==\"ping\" [active]\n";
+    assert!(
+        i.w(
+            waking,
+            "hist:keys=comm:ts0=common_timestamp.usecs if comm==\"ping\""
+        )
+        .is_ok()
+    );
+    let switch = "hist:keys=next_comm:wakeup_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,sched.sched_waking.prio,next_comm) if next_comm==\"ping\"";
+    assert_eq!(
+        i.w("events/sched/sched_switch/trigger", switch),
+        Ok(switch.len())
+    );
+    // The field of the matched event became a variable on a histogram made there, with the
+    // keys and filter of the one it matches.
+    assert_eq!(
+        i.r(waking),
+        format!(
+            "{first}hist:keys=comm:vals=hitcount:synthetic_prio=prio:sort=hitcount:size=2048 if comm==\"ping\" [active]\n"
+        )
+    );
+    assert!(
+        i.w(
+            "events/synthetic/wakeup_latency/trigger",
+            "hist:keys=pid,prio,comm:vals=lat:sort=pid,prio"
+        )
+        .is_ok()
+    );
+    inject(
+        &i,
+        "sched/sched_waking",
+        "comm=\"ping\" pid=4242 prio=97 target_cpu=0",
+    );
+    inject(
+        &i,
+        "sched/sched_switch",
+        "prev_comm=\"swapper\" prev_pid=0 prev_prio=120 prev_state=0 next_comm=\"ping\" next_pid=4242 next_prio=120",
+    );
+    let h = i.r("events/synthetic/wakeup_latency/hist");
+    assert!(
+        h.contains(&format!(
+            "{{ pid:       4242, prio:         97, comm: {:<50} }} hitcount:          1  lat:",
+            "ping"
+        )),
+        "{h}"
+    );
+    // Removing the histogram removes the one made for its field variable.
+    assert!(
+        i.w("events/sched/sched_switch/trigger", format!("!{switch}"))
+            .is_ok()
+    );
+    assert_eq!(i.r(waking), first);
+    // Without a compatible histogram on the other event: the kernel's error.
+    assert_eq!(i.w("error_log", ""), Ok(0));
+    let bad = "hist:keys=next_pid:lat=common_timestamp.usecs:onmatch(sched.sched_waking).wakeup_latency($lat,next_pid,sched.sched_waking.prio,next_comm)";
+    assert_eq!(
+        i.w("events/sched/sched_switch/trigger", bad),
+        Err(libc::EINVAL)
+    );
+    let at = bad.find("prio,").unwrap();
+    assert_eq!(
+        errors(&i),
+        format!(
+            "hist:sched:sched_switch: error: Matching event histogram not found\n  Command: {bad}\n{:w$}^\n",
+            "",
+            w = 11 + at
+        )
+    );
+    assert!(
+        i.r("events/sched/sched_switch/trigger")
+            .starts_with("# Available triggers:")
+    );
+    // An unqualified field this event lacks is the onmatch() event's; the kernel logs its
+    // failed attempt on this event on the way.
+    assert_eq!(i.w("error_log", ""), Ok(0));
+    let unqualified = "hist:keys=next_comm:wakeup_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).wakeup_latency($wakeup_lat,next_pid,prio,next_comm) if next_comm==\"ping\"";
+    assert!(
+        i.w("events/sched/sched_switch/trigger", unqualified)
+            .is_ok()
+    );
+    assert!(i.r(waking).contains("synthetic_prio=prio"));
+    let caret = format!("{:w$}^\n", "", w = 11 + unqualified.find("prio").unwrap());
+    assert_eq!(
+        errors(&i),
+        format!(
+            "hist:sched:sched_switch: error: Couldn't find field\n  Command: {unqualified}\n{caret}\
+hist:sched:sched_switch: error: Couldn't parse field variable\n  Command: {unqualified}\n{caret}"
+        )
+    );
+}
+
+#[test]
+fn a_compound_key_reads_the_variables_its_leading_key_names() {
+    // ftracetest trigger-inter-event-combined-hist.tc, fed through `inject`.
+    let i = Inst::new();
+    synth(&i, "waking_latency  u64 lat pid_t pid");
+    for (ev, cmd) in [
+        (
+            "sched/sched_waking",
+            "hist:keys=pid:ts0=common_timestamp.usecs if comm==\"ping\"",
+        ),
+        (
+            "sched/sched_wakeup",
+            "hist:keys=pid:waking_lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_waking).waking_latency($waking_lat,pid) if comm==\"ping\"",
+        ),
+        ("synthetic/waking_latency", "hist:keys=pid,lat:sort=pid,lat"),
+    ] {
+        assert!(i.w(&format!("events/{ev}/trigger"), cmd).is_ok(), "{cmd}");
+    }
+    synth(&i, "wakeup_latency u64 lat pid_t pid");
+    synth(&i, "waking_plus_wakeup_latency u64 lat; pid_t pid");
+    for (ev, cmd) in [
+        (
+            "sched/sched_wakeup",
+            "hist:keys=pid:ts1=common_timestamp.usecs if comm==\"ping\"",
+        ),
+        (
+            "sched/sched_switch",
+            "hist:keys=next_pid:wakeup_lat=common_timestamp.usecs-$ts1:onmatch(sched.sched_wakeup).wakeup_latency($wakeup_lat,next_pid) if next_comm==\"ping\"",
+        ),
+        (
+            "synthetic/wakeup_latency",
+            "hist:keys=pid,lat:sort=pid,lat:ww_lat=$waking_lat+$wakeup_lat:onmatch(synthetic.wakeup_latency).waking_plus_wakeup_latency($ww_lat,pid)",
+        ),
+        (
+            "synthetic/waking_plus_wakeup_latency",
+            "hist:keys=pid,lat:sort=pid,lat",
+        ),
+    ] {
+        let path = i.p(&format!("events/{ev}/trigger"));
+        assert!(
+            crate::common::write_raw(&path, cmd.as_bytes(), libc::O_WRONLY | libc::O_APPEND)
+                .is_ok(),
+            "{cmd}"
+        );
+    }
+    let task = "comm=\"ping\" pid=4242 prio=120 target_cpu=0";
+    inject(&i, "sched/sched_waking", task);
+    inject(&i, "sched/sched_wakeup", task);
+    inject(
+        &i,
+        "sched/sched_switch",
+        "prev_comm=\"swapper\" prev_pid=0 prev_prio=120 prev_state=0 next_comm=\"ping\" next_pid=4242 next_prio=120",
+    );
+    let h = i.r("events/synthetic/waking_plus_wakeup_latency/hist");
+    assert!(h.contains("{ pid:       4242, lat: "), "{h}");
+    assert!(
+        h.ends_with("    Hits: 1\n    Entries: 1\n    Dropped: 0\n"),
+        "{h}"
+    );
+}
+
+#[test]
+fn a_string_variable_feeds_a_dynamic_string_field() {
+    // ftracetest trigger-synthetic-event-dynstring.tc, fed through `inject`.
+    let i = Inst::new();
+    synth(&i, "ping_test_latency u64 lat; char filename[]");
+    assert!(
+        i.w(
+            "events/sched/sched_process_exec/trigger",
+            "hist:key=pid:filenamevar=filename:ts0=common_timestamp.usecs"
+        )
+        .is_ok()
+    );
+    assert!(
+        i.w(
+            "events/sched/sched_process_exit/trigger",
+            "hist:key=pid:lat=common_timestamp.usecs-$ts0:onmatch(sched.sched_process_exec).ping_test_latency($lat,$filenamevar) if comm == \"ping\""
+        )
+        .is_ok()
+    );
+    assert!(
+        i.w(
+            "events/synthetic/ping_test_latency/trigger",
+            "hist:keys=filename,lat:sort=filename,lat"
+        )
+        .is_ok()
+    );
+    assert_eq!(i.w("events/synthetic/ping_test_latency/enable", "1"), Ok(1));
+    inject(
+        &i,
+        "sched/sched_process_exec",
+        "filename=\"/usr/bin/ping\" pid=4243 old_pid=4243",
+    );
+    inject(
+        &i,
+        "sched/sched_process_exit",
+        "comm=\"ping\" pid=4243 prio=120 group_dead=1",
+    );
+    let h = i.r("events/synthetic/ping_test_latency/hist");
+    assert!(
+        h.contains(&format!("{{ filename: {:<50}, lat: ", "/usr/bin/ping")),
+        "{h}"
+    );
+    assert!(
+        i.r("trace").contains("ping_test_latency: lat="),
+        "the synthetic record was committed"
+    );
+    assert!(
+        i.r("trace").contains("filename=/usr/bin/ping"),
+        "{}",
+        i.r("trace")
+    );
+}
+
+#[test]
+fn a_synthetic_event_an_action_generates_cannot_be_deleted() {
+    // synth_event_release(): EBUSY while an action holds a reference (`event->ref`).
+    let i = Inst::new();
+    synth(&i, "lat_ev u64 lat");
+    let trig = format!("{KMALLOC}/trigger");
+    let cmd = "hist:keys=common_pid:b=bytes_req:onmax($b).trace(lat_ev,$b)";
+    assert!(i.w(&trig, cmd).is_ok());
+    let syn = i.m.p("synthetic_events");
+    assert_eq!(
+        crate::common::write_raw(&syn, b"!lat_ev", libc::O_WRONLY | libc::O_APPEND),
+        Err(libc::EBUSY)
+    );
+    assert_eq!(
+        crate::common::write_raw(&syn, b"", libc::O_WRONLY | libc::O_TRUNC),
+        Err(libc::EBUSY),
+        "clearing all deletes nothing"
+    );
+    assert!(i.p("events/synthetic/lat_ev").exists());
+    assert_eq!(i.w("events/synthetic/lat_ev/enable", "1"), Ok(1));
+    kmalloc(&i, 10, 16);
+    assert!(i.r("trace").contains("lat_ev: lat=10"), "{}", i.r("trace"));
+    assert_eq!(i.w("events/synthetic/lat_ev/enable", "0"), Ok(1));
+    assert!(i.w(&trig, format!("!{cmd}")).is_ok());
+    assert!(crate::common::write_raw(&syn, b"!lat_ev", libc::O_WRONLY | libc::O_APPEND).is_ok());
+    assert!(!i.p("events/synthetic/lat_ev").exists());
+}
+
+#[test]
+fn a_variable_defined_on_two_events_needs_its_full_name() {
+    // find_var_file(): VAR_NOT_UNIQUE, then the VAR_NOT_FOUND of the failed reference.
+    let i = Inst::new();
+    assert!(
+        i.w(
+            &format!("{KMALLOC}/trigger"),
+            "hist:keys=common_pid:x=bytes_req"
+        )
+        .is_ok()
+    );
+    assert!(
+        i.w(
+            &format!("{PRINT}/trigger"),
+            "hist:keys=common_pid:x=common_pid"
+        )
+        .is_ok()
+    );
+    assert_eq!(i.w("error_log", ""), Ok(0));
+    let cmd = "hist:keys=common_pid:y=$x";
+    let trig = "events/kmem/kfree/trigger";
+    assert_eq!(i.w(trig, cmd), Err(libc::EINVAL));
+    let caret = format!("{:w$}^\n", "", w = 11 + cmd.find("x").unwrap());
+    assert_eq!(
+        errors(&i),
+        format!(
+            "hist:kmem:kfree: error: Variable name not unique, need to use fully qualified name (subsys.event.var) for variable\n  Command: {cmd}\n{caret}\
+hist:kmem:kfree: error: Couldn't find variable\n  Command: {cmd}\n{caret}"
+        )
+    );
+    // Qualified, or found on the onmatch() event, it is unique.
+    assert!(i.w(trig, "hist:keys=common_pid:y=kmem.kmalloc.$x").is_ok());
+    synth(&i, "ylat u64 y");
+    assert_eq!(i.w("error_log", ""), Ok(0));
+    assert!(
+        i.w(
+            "events/kmem/kmem_cache_free/trigger",
+            "hist:keys=common_pid:y=$x:onmatch(ftrace.print).ylat($y)"
+        )
+        .is_ok()
+    );
+    assert_eq!(errors(&i), "");
+}
+
+#[test]
+fn a_snapshot_action_needs_a_value_beyond_the_one_that_took_the_last() {
+    // cond_snapshot_update(): a new maximum of one entry below the maximum of another takes
+    // no snapshot.
+    let i = Inst::new();
+    let trig = format!("{KMALLOC}/trigger");
+    assert!(
+        i.w(
+            &trig,
+            "hist:keys=bytes_alloc:b=bytes_req:onmax($b).snapshot()"
+        )
+        .is_ok()
+    );
+    assert_eq!(i.w(&format!("{KMALLOC}/enable"), "1"), Ok(1));
+    kmalloc(&i, 100, 1);
+    kmalloc(&i, 50, 2);
+    let h = i.r(&format!("{KMALLOC}/hist"));
+    assert!(
+        h.contains("\ttriggering value { onmax($b) }:        100\ttriggered by event with key: { bytes_alloc:          1 }\n"),
+        "{h}"
+    );
+    let snap = i.r("snapshot");
+    assert!(
+        snap.contains("bytes_req=100 ") && !snap.contains("bytes_req=50 "),
+        "{snap}"
+    );
+}
+
+#[test]
+fn enable_hist_and_disable_hist_pause_and_continue_another_events_histograms() {
+    // hist_enable_trigger(): every hist trigger of the target, counted on every firing.
+    let i = Inst::new();
+    assert!(
+        i.w(&format!("{KMALLOC}/trigger"), "hist:keys=bytes_req")
+            .is_ok()
+    );
+    assert!(
+        i.w(&format!("{PRINT}/trigger"), "disable_hist:kmem:kmalloc")
+            .is_ok()
+    );
+    assert_eq!(
+        i.r(&format!("{PRINT}/trigger")),
+        "disable_hist:kmem:kmalloc:unlimited\n"
+    );
+    assert_eq!(
+        i.w(&format!("{PRINT}/trigger"), "enable_hist:kmem:kmalloc"),
+        Err(libc::EEXIST),
+        "one slot per target for both"
+    );
+    let kfree = "events/kmem/kfree/trigger";
+    assert!(i.w(kfree, "enable_hist:kmem:kmalloc:1").is_ok());
+    assert_eq!(i.r(kfree), "enable_hist:kmem:kmalloc:count=1\n");
+    kmalloc(&i, 1, 8);
+    marker(&i, 1);
+    assert!(i.r(&format!("{KMALLOC}/trigger")).ends_with("[paused]\n"));
+    kmalloc(&i, 2, 8);
+    let hist = i.r(&format!("{KMALLOC}/hist"));
+    assert!(
+        hist.ends_with("    Hits: 1\n    Entries: 1\n    Dropped: 0\n"),
+        "{hist}"
+    );
+    inject(&i, "kmem/kfree", "call_site=0x1 ptr=0x2");
+    assert_eq!(i.r(kfree), "enable_hist:kmem:kmalloc:count=0\n");
+    assert!(i.r(&format!("{KMALLOC}/trigger")).ends_with("[active]\n"));
+    kmalloc(&i, 3, 8);
+    let hist = i.r(&format!("{KMALLOC}/hist"));
+    assert!(
+        hist.ends_with("    Hits: 2\n    Entries: 2\n    Dropped: 0\n"),
+        "{hist}"
+    );
+    // Removal by either name frees the slot.
+    assert!(
+        i.w(&format!("{PRINT}/trigger"), "!enable_hist:kmem:kmalloc")
+            .is_ok()
+    );
+    assert!(
+        i.r(&format!("{PRINT}/trigger"))
+            .starts_with("# Available triggers:")
+    );
 }

@@ -362,15 +362,7 @@ impl HistField {
             let _ = write!(s, "-({sub})");
             return s;
         }
-        self.operands[0].expr_field_str(&mut s);
-        s.push(match self.op {
-            Op::Minus => '-',
-            Op::Plus => '+',
-            Op::Div => '/',
-            _ => '*',
-        });
-        self.operands[1].expr_field_str(&mut s);
-        s
+        self.binary_expr_str(s)
     }
 
     fn expr_str_level1(&self) -> String {
@@ -379,6 +371,11 @@ impl HistField {
             self.expr_field_str(&mut s);
             return s;
         }
+        self.binary_expr_str(s)
+    }
+
+    /// `a<op>b` of a binary expression, its operands printed as fields, appended to `s`.
+    fn binary_expr_str(&self, mut s: String) -> String {
         self.operands[0].expr_field_str(&mut s);
         s.push(match self.op {
             Op::Minus => '-',

@@ -1060,10 +1060,11 @@ fn output_options_match_the_kernel() {
         records(t)
             .into_iter()
             .map(|l| {
-                // (The comm differs: the kernel's saved_cmdlines may know this tid. So may the
-                // kernel's tgid map, which outlives every `record-tgid` that ever filled it:
-                // `(-------)` and `(  1234)` are the same column.)
-                mask_tgid(l.trim_start())
+                // (The comm differs: the kernel's saved_cmdlines may know this tid, by a comm
+                // with spaces even. So may the kernel's tgid map, which outlives every
+                // `record-tgid` that ever filled it: `(-------)` and `(  1234)` are the same
+                // column.)
+                mask_task(&mask_tgid(l.trim_start()))
                     .split(' ')
                     .map(|w| {
                         if w.chars().any(|c| c.is_ascii_digit()) && w != "line" {
@@ -1098,6 +1099,17 @@ fn output_options_match_the_kernel() {
     set("raw", "0");
     set("hex", "1");
     check("hex");
+}
+
+/// `line` (its tgid column masked) with its task column, `comm-pid` whatever the comm holds,
+/// written `TASK`.
+fn mask_task(line: &str) -> String {
+    let Some(cpu) = line.find(" [") else {
+        return line.to_string();
+    };
+    let head = &line[..cpu];
+    let task_end = head.strip_suffix(" (TGID)").map_or(head.len(), str::len);
+    format!("TASK{}", &line[task_end..])
 }
 
 /// `line` with its tgid column, known (`(  1234)`) or not (`(-------)`), written `(TGID)`.

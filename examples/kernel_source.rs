@@ -70,16 +70,6 @@ fn args() -> Args {
     a
 }
 
-fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes only the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 /// utime + stime of `pid`, in nanoseconds.
 fn cpu_ns(pid: u32) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -133,7 +123,7 @@ fn main() {
                 while !stop.load(Ordering::Relaxed) {
                     match f.read(&mut page) {
                         Ok(len) if len > 0 => {
-                            let now = mono_ns();
+                            let now = utracefs::trace::state::mono_now_ns();
                             let recs =
                                 utracefs::trace::ringbuf::decode_page(&page).unwrap_or_default();
                             n += recs.len() as u64;

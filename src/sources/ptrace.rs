@@ -136,22 +136,12 @@ pub fn exec_error(pipe: &OwnedFd) -> Option<io::Error> {
     (n == 4).then(|| io::Error::from_raw_os_error(i32::from_ne_bytes(e)))
 }
 
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 fn meta() -> Meta {
     // SAFETY: sched_getcpu has no preconditions.
     let cpu = unsafe { libc::sched_getcpu() }.max(0) as u32;
     Meta {
         cpu,
-        timestamp_ns: now_ns(),
+        timestamp_ns: crate::trace::state::mono_now_ns(),
     }
 }
 

@@ -367,6 +367,11 @@ pub fn clock_in_ns(idx: usize) -> bool {
     !matches!(TRACE_CLOCKS.get(idx), Some(&"counter") | Some(&"x86-tsc"))
 }
 
+/// CLOCK_MONOTONIC now, in nanoseconds: the time sources stamp their records with.
+pub fn mono_now_ns() -> u64 {
+    clock_gettime(libc::CLOCK_MONOTONIC)
+}
+
 fn clock_gettime(id: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -87,8 +87,10 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("utracefs-ksbench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let sock = std::env::temp_dir().join(format!("utracefs-ksbench-{}.sock", std::process::id()));
+    // No waiting workers (--spin-us): their CPU time would count as the records'.
     let mut daemon = Command::new(&a.bin)
         .arg("--kernel-source")
+        .args(["--spin-us", "0"])
         .arg("--stats")
         .arg(&sock)
         .arg(&dir)

@@ -3,7 +3,8 @@
 
     examples/stress/hist-cost.py MOUNT [N]
 
-MOUNT is a mounted utracefs (with hist: the embedded catalog or --extras). Writes N markers
+MOUNT is a mounted utracefs (with hist: the embedded catalog or --extras; with --spin-us 0, or
+waiting workers' CPU time counts as the markers'). Writes N markers
 (default 40000) into an instance, four times without and four times with the histogram, and
 prints the medians of the write rate and of the daemon's CPU time per marker (utime+stime of
 the process serving MOUNT), which the machine's load disturbs much less than the rate.

@@ -25,7 +25,8 @@ pub struct CloneArgs {
     /// the embedded catalog.
     #[arg(long)]
     pub extras: bool,
-    /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8).
+    /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8; with --spin-us,
+    /// at least one more than the CPUs).
     #[arg(long, default_value_t = default_threads())]
     pub threads: usize,
     /// Mount options: uid=N, gid=N (default: yours), mode=OCTAL (root directory),
@@ -48,6 +49,10 @@ pub struct CloneArgs {
     /// carries every event a clone trace array enables (see README "Kernel events").
     #[arg(long)]
     pub kernel_source: bool,
+    /// Microseconds a FUSE worker that answered a request waits for the next one, keeping
+    /// its CPU awake at SCHED_IDLE, before it sleeps in read(2) (root only; 0: never wait).
+    #[arg(long, value_name = "US", default_value_t = 200)]
+    pub spin_us: u64,
     /// With --kernel-source: buffer_size_kb of the kernel instance (default: the kernel's).
     #[arg(long, value_name = "KB", requires = "kernel_source")]
     pub kernel_buffer_kb: Option<u64>,

@@ -2,7 +2,7 @@
 //! /dev/fuse descriptor with its notifier, counters and process events; and `utracefs DIR`,
 //! which mounts on DIR and serves until unmounted or signalled.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use super::CloneArgs;
 use super::mount::{self, MountOptions};
 use crate::events::catalog::{Catalog, Features};
 use crate::events::registry::{MountOwner, Registry};
+use crate::fs::spin::Spin;
 use crate::fs::{Core, TraceFs};
 use crate::sources::{kernel, process};
 
@@ -23,6 +24,7 @@ pub struct Clone {
     pub opts: MountOptions,
     pub reg: Arc<Registry>,
     threads: usize,
+    spin: Duration,
     ttl: Duration,
     proc_events: bool,
     /// `--kernel-source`: started by [`Clone::kernel_source`].
@@ -65,6 +67,7 @@ impl Clone {
             reg: Arc::new(Registry::new(catalog, owner, crate::ncpu())),
             opts,
             threads: args.threads,
+            spin: Duration::from_micros(args.spin_us),
             ttl: Duration::from_secs(args.ttl),
             proc_events: !args.no_proc_events,
             kernel: args.kernel_source.then_some(kernel::Options {
@@ -85,12 +88,14 @@ impl Clone {
         fuse: OwnedFd,
         stats: Option<UnixListener>,
     ) -> Result<(Session<TraceFs>, Arc<Core>), String> {
-        let fs = TraceFs::new(self.reg.clone(), self.ttl);
-        let core = fs.core();
+        let spin = Spin::new(self.spin, self.threads);
         let mut config = Config::default();
-        config.n_threads = Some(self.threads);
+        config.n_threads = Some(spin.workers());
+        let fs = TraceFs::new(self.reg.clone(), self.ttl, spin);
+        let core = fs.core();
         let session = Session::from_fd(fs, fuse, SessionACL::All, config)
             .map_err(|e| format!("FUSE handshake failed: {e}"))?;
+        core.spin.set_fd(session.as_fd().as_raw_fd());
         core.set_notifier(crate::fs::notify::NotifyQueue::start(
             session.notifier(),
             &crate::fs::NOTIFY_COUNTERS,
@@ -142,13 +147,14 @@ impl Clone {
         }
     }
 
-    pub fn log_mounted(&self, mountpoint: &Path) {
+    pub fn log_mounted(&self, mountpoint: &Path, core: &Core) {
         info!(
-            "mounted {} ({} events in {} subsystems, {} threads)",
+            "mounted {} ({} events in {} subsystems, {} threads, {} waiting on CPUs)",
             mountpoint.display(),
             self.reg.event_count(),
             self.reg.system_count(),
-            self.threads
+            core.spin.workers(),
+            core.spin.slots(),
         );
     }
 }
@@ -192,7 +198,7 @@ pub fn mount_and_serve(args: &CloneArgs, mountpoint: &Path) -> Result<(), String
     }
     let mountpoint = checked.path;
     let fuse_fd = how.mount(&mountpoint, &clone.opts)?;
-    let (session, _core) = match clone.session(fuse_fd, stats) {
+    let (session, core) = match clone.session(fuse_fd, stats) {
         Ok(s) => s,
         Err(e) => {
             let _ = how.unmount(&mountpoint);
@@ -201,7 +207,7 @@ pub fn mount_and_serve(args: &CloneArgs, mountpoint: &Path) -> Result<(), String
     };
     // Held until the process exits: dropping it unsubscribes.
     let _proc_events = clone.connector();
-    clone.log_mounted(&mountpoint);
+    clone.log_mounted(&mountpoint, &core);
 
     let (mp, unmounter) = (mountpoint.clone(), how.clone());
     std::thread::Builder::new()

@@ -23,6 +23,7 @@ pub mod hist;
 pub mod nodes;
 pub mod notify;
 pub mod passthrough;
+pub mod spin;
 pub mod waiters;
 
 use std::ffi::OsStr;
@@ -81,12 +82,14 @@ pub const ERROR_KINDS: [(i32, &str); 10] = [
 ];
 
 /// Counts one request as in flight until dropped, then logs it (debug level).
-struct InFlight<'a>(&'a AtomicU64, &'static str);
+struct InFlight<'a>(&'a Core, &'static str);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(op = self.1, "handled");
+        // The reply is sent: this worker may wait here for the next request.
+        self.0.spin.request_done();
     }
 }
 
@@ -150,6 +153,8 @@ pub struct Core {
     pub waiters: Arc<waiters::Waiters>,
     /// Backing files of the static files the kernel reads by itself.
     passthrough: passthrough::Passthrough,
+    /// Workers waiting for the next request on an awake CPU (`--spin-us`).
+    pub spin: spin::Spin,
 }
 
 fn errno(e: i32) -> Errno {
@@ -157,10 +162,10 @@ fn errno(e: i32) -> Errno {
 }
 
 impl TraceFs {
-    pub fn new(reg: Arc<Registry>, ttl: Duration) -> TraceFs {
+    pub fn new(reg: Arc<Registry>, ttl: Duration, spin: spin::Spin) -> TraceFs {
         let core = Arc::new_cyclic(|me: &std::sync::Weak<Core>| {
             let source: std::sync::Weak<dyn waiters::PipeSource> = me.clone();
-            Core::new(reg, ttl, waiters::Waiters::start(source))
+            Core::new(reg, ttl, waiters::Waiters::start(source), spin)
         });
         // Committed records wake blocked readers and pollers (from the waiter thread).
         let waiters = core.waiters.clone();
@@ -177,7 +182,12 @@ impl TraceFs {
 }
 
 impl Core {
-    fn new(reg: Arc<Registry>, ttl: Duration, waiters: Arc<waiters::Waiters>) -> Core {
+    fn new(
+        reg: Arc<Registry>,
+        ttl: Duration,
+        waiters: Arc<waiters::Waiters>,
+        spin: spin::Spin,
+    ) -> Core {
         Core {
             reg,
             nodes: Nodes::default(),
@@ -188,6 +198,7 @@ impl Core {
             waiters,
             notify: std::sync::OnceLock::new(),
             passthrough: passthrough::Passthrough::default(),
+            spin,
         }
     }
 
@@ -348,7 +359,8 @@ impl Core {
     /// (a failed one has logged its errno through [`Core::fail`] already).
     fn in_flight(&self, op: &'static str) -> InFlight<'_> {
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(&self.counters.in_flight, op)
+        self.spin.request_started();
+        InFlight(self, op)
     }
 
     /// The daemon's counters as `key value` lines.
@@ -360,7 +372,8 @@ impl Core {
             "nodes {}\nnodes_dir {dirs}\nnodes_file {files}\nhandles {}\nevents {}\nsystems {}\n\
 overrides {}\nlookups {}\nlookup_misses {}\nforgets {}\nreaddirs {}\nopens {}\nreads {}\n\
 writes {}\nwrite_errors {}\nparked_pipe_reads {}\nblocked_readers {}\nnotifications {}\n\
-notifications_pending {}\nflushes {}\nbackings {}\n",
+notifications_pending {}\nflushes {}\nbackings {}\nspin_slots {}\nspin_waits {}\n\
+spin_takes {}\nspin_rescues {}\n",
             self.nodes.len(),
             self.handles.len(),
             self.reg.event_count(),
@@ -380,6 +393,10 @@ notifications_pending {}\nflushes {}\nbackings {}\n",
             get(&NOTIFY_COUNTERS.pending),
             get(&c.flushes),
             self.passthrough.backing_count(),
+            self.spin.slots(),
+            get(&self.spin.counters.waits),
+            get(&self.spin.counters.takes),
+            get(&self.spin.counters.rescues),
         ) + &self.error_stats()
     }
 

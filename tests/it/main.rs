@@ -15,5 +15,6 @@ mod listings;
 mod reliability;
 mod run;
 mod snapshot;
+mod spin;
 mod tree;
 mod triggers;

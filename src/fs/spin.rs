@@ -34,6 +34,9 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::trace::state::mono_now_ns;
 
+/// How long a waiter that saw a request lets another have it (ns): longer than read(2) takes.
+const TAKE_TIMEOUT: u64 = 100_000;
+
 /// How long a worker may be out of its wait at SCHED_IDLE before the rescuer restores it.
 const RESCUE_AFTER: Duration = Duration::from_millis(2);
 
@@ -46,8 +49,10 @@ pub struct Spin {
     slots: Arc<[Slot]>,
     /// The CPU of each slot: those the daemon could run on when it started.
     cpus: Vec<usize>,
-    /// Set by the first waiter that sees a request; cleared when a request starts.
-    taken: AtomicBool,
+    /// CLOCK_MONOTONIC ns when a waiter last saw a request and went to take it; 0 once a
+    /// request started. Until then (or `TAKE_TIMEOUT`: some requests never start one) other
+    /// waiters keep waiting rather than race it to read(2).
+    taken: AtomicU64,
     /// Slots held, and the rescuer's wake-up when the first is taken.
     held: Arc<(Mutex<usize>, Condvar)>,
     rescuer: OnceLock<()>,
@@ -113,7 +118,7 @@ impl Spin {
             fd: OnceLock::new(),
             slots: (0..n).map(|_| Slot::default()).collect(),
             cpus,
-            taken: AtomicBool::new(false),
+            taken: AtomicU64::new(0),
             held: Arc::new((Mutex::new(0), Condvar::new())),
             rescuer: OnceLock::new(),
             counters: Arc::default(),
@@ -137,8 +142,8 @@ impl Spin {
 
     /// A request starts: the next waiter that sees one may keep it.
     pub fn request_started(&self) {
-        if !self.slots.is_empty() && self.taken.load(Ordering::Relaxed) {
-            self.taken.store(false, Ordering::Relaxed);
+        if !self.slots.is_empty() && self.taken.load(Ordering::Relaxed) != 0 {
+            self.taken.store(0, Ordering::Relaxed);
         }
     }
 
@@ -205,17 +210,19 @@ impl Spin {
         loop {
             match pending(fd) {
                 Some(true) => {
-                    let first = self
-                        .taken
-                        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_ok();
+                    let now = mono_now_ns();
+                    let last = self.taken.load(Ordering::Acquire);
+                    let free = last == 0 || now.saturating_sub(last) > TAKE_TIMEOUT;
+                    let first = free
+                        && self
+                            .taken
+                            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_ok();
                     if first && let Some((k, _)) = me.slot {
-                        self.slots[k]
-                            .out_since
-                            .store(mono_now_ns(), Ordering::Relaxed);
+                        self.slots[k].out_since.store(now, Ordering::Relaxed);
                         self.counters.takes.fetch_add(1, Ordering::Relaxed);
+                        return true;
                     }
-                    return first;
                 }
                 Some(false) => {}
                 None => return false,

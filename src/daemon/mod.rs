@@ -26,7 +26,7 @@ pub struct CloneArgs {
     #[arg(long)]
     pub extras: bool,
     /// FUSE worker threads, 1 to 64 (default: CPUs, at least 2, at most 8; with --spin-us,
-    /// at least one more than the CPUs).
+    /// at least one per CPU).
     #[arg(long, default_value_t = default_threads())]
     pub threads: usize,
     /// Mount options: uid=N, gid=N (default: yours), mode=OCTAL (root directory),

@@ -394,9 +394,9 @@ spin_takes {}\nspin_rescues {}\n",
             get(&c.flushes),
             self.passthrough.backing_count(),
             self.spin.slots(),
-            get(&self.spin.counters.waits),
-            get(&self.spin.counters.takes),
-            get(&self.spin.counters.rescues),
+            get(&self.spin.counters().waits),
+            get(&self.spin.counters().takes),
+            get(&self.spin.counters().rescues),
         ) + &self.error_stats()
     }
 

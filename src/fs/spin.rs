@@ -7,22 +7,22 @@
 //! so the daemon cannot choose where it is woken; it can keep CPUs from halting while
 //! requests keep coming. After answering a request, a worker waits up to the window for the
 //! next one instead of sleeping in read(2): pinned to a CPU no other worker waits on, and at
-//! SCHED_IDLE, so that any other task on that CPU runs first. The caller's CPU then runs
-//! that worker, not the halt loop, while the caller waits; the worker takes the request at
-//! once, and its reply wakes the caller where it is (a CPU running only SCHED_IDLE work
-//! counts as idle to the scheduler).
+//! SCHED_IDLE, so that any other task on that CPU runs first. A worker keeps SCHED_IDLE into
+//! the request it takes, so its reply wakes the caller on a CPU the scheduler counts as idle.
 //!
-//! What keeps this from ever starving a request:
-//! - there are fewer CPU slots than workers, so at least one worker always sleeps in read(2)
-//!   at normal priority, where the kernel wakes it for the next request;
-//! - a worker that leaves its wait (a request is there and it saw it first) keeps SCHED_IDLE
-//!   into that request, so it could be stalled by other work on its CPU. The rescuer thread
-//!   looks every `RESCUE_AFTER` while any slot is held, and gives a worker that has been out
-//!   of its wait that long SCHED_OTHER and every CPU back;
-//! - every other way out of a wait restores SCHED_OTHER and the CPU mask first.
+//! No worker is kept sleeping in read(2) while others wait: the caller of every request would
+//! wake it (on a VM, ~10 µs of IPI on the caller's path, measured with bpftrace). So what keeps
+//! requests from starving when other work takes the CPUs is the rescuer thread, which looks
+//! every `RESCUE_AFTER` while any worker holds a slot:
+//! - a waiter that has not run for `RESCUE_AFTER` (other work has its CPU) gets SCHED_OTHER
+//!   back, and nobody waits for a while (`BACKOFF`, doubled while it keeps happening, up to
+//!   `BACKOFF_MAX`): workers sleep in read(2), woken by the kernel, at normal priority;
+//! - a worker out of its wait at SCHED_IDLE for `RESCUE_AFTER` (it took a request, and other
+//!   work on its CPU starves it) gets SCHED_OTHER and its CPU mask back.
 //!
-//! Leaving SCHED_IDLE needs CAP_SYS_NICE (root, not root in a user namespace): for anyone
-//! else workers always sleep in read(2).
+//! Every other way out of a wait restores SCHED_OTHER and the CPU mask (unless someone pinned
+//! the worker elsewhere meanwhile). Leaving SCHED_IDLE needs CAP_SYS_NICE (root, not root in
+//! a user namespace): for anyone else workers always sleep in read(2).
 
 use std::cell::Cell;
 use std::os::fd::RawFd;
@@ -36,27 +36,37 @@ use crate::trace::state::mono_now_ns;
 
 /// How long a waiter that saw a request lets another have it (ns): longer than read(2) takes.
 const TAKE_TIMEOUT: u64 = 100_000;
-
-/// How long a worker may be out of its wait at SCHED_IDLE before the rescuer restores it.
+/// How often the rescuer looks, and how long a worker may be out of its wait at SCHED_IDLE.
 const RESCUE_AFTER: Duration = Duration::from_millis(2);
+/// How long nobody waits after a waiter starved, at first and at most.
+const BACKOFF: u64 = 20_000_000;
+const BACKOFF_MAX: u64 = 640_000_000;
 
 pub struct Spin {
     window: Duration,
     workers: usize,
+    shared: Arc<Shared>,
+    rescuer: OnceLock<()>,
+}
+
+/// What the workers and the rescuer share.
+struct Shared {
     /// The session's /dev/fuse descriptor (one open file shared by every worker).
     fd: OnceLock<RawFd>,
-    /// One per CPU of `cpus`, fewer than the workers.
-    slots: Arc<[Slot]>,
+    /// One per CPU of `cpus`.
+    slots: Box<[Slot]>,
     /// The CPU of each slot: those the daemon could run on when it started.
     cpus: Vec<usize>,
     /// CLOCK_MONOTONIC ns when a waiter last saw a request and went to take it; 0 once a
     /// request started. Until then (or `TAKE_TIMEOUT`: some requests never start one) other
     /// waiters keep waiting rather than race it to read(2).
     taken: AtomicU64,
+    /// CLOCK_MONOTONIC ns before which nobody waits, and the length of the last backoff.
+    backoff_until: AtomicU64,
+    backoff: AtomicU64,
     /// Slots held, and the rescuer's wake-up when the first is taken.
-    held: Arc<(Mutex<usize>, Condvar)>,
-    rescuer: OnceLock<()>,
-    pub counters: Arc<SpinCounters>,
+    held: (Mutex<usize>, Condvar),
+    counters: SpinCounters,
 }
 
 /// What the stats socket shows of waiting workers.
@@ -66,7 +76,7 @@ pub struct SpinCounters {
     pub waits: AtomicU64,
     /// Waits that ended with this worker taking the next request.
     pub takes: AtomicU64,
-    /// Workers the rescuer gave SCHED_OTHER back while out of their wait.
+    /// Workers the rescuer gave SCHED_OTHER back (starved, in a wait or out of it).
     pub rescues: AtomicU64,
 }
 
@@ -82,6 +92,8 @@ struct Slot {
     out_since: AtomicU64,
     /// Counts claims, so that a holder can tell the rescuer freed its slot.
     claims: AtomicU64,
+    /// CLOCK_MONOTONIC ns of the holder's last look at the queue while waiting.
+    beat: AtomicU64,
     /// The holder's CPU mask before it was pinned here, given back when it leaves (someone
     /// may have pinned the daemon's threads: `taskset`, a test).
     saved: Mutex<Option<libc::cpu_set_t>>,
@@ -100,8 +112,8 @@ thread_local! {
 
 impl Spin {
     /// `window` zero turns waiting off. `asked` is the number of FUSE workers asked for
-    /// (`--threads`): with waiting on there is one slot per CPU and one worker more than
-    /// slots at least, so one worker always sleeps in read(2).
+    /// (`--threads`); with waiting on there are at least as many workers as slots, one slot
+    /// per CPU.
     pub fn new(window: Duration, asked: usize) -> Spin {
         let cpus = allowed_cpus().map(|set| cpu_list(&set)).unwrap_or_default();
         let n = if window.is_zero() {
@@ -114,14 +126,18 @@ impl Spin {
         };
         Spin {
             window,
-            workers: if n == 0 { asked } else { asked.max(n + 1) },
-            fd: OnceLock::new(),
-            slots: (0..n).map(|_| Slot::default()).collect(),
-            cpus,
-            taken: AtomicU64::new(0),
-            held: Arc::new((Mutex::new(0), Condvar::new())),
+            workers: asked.max(n),
+            shared: Arc::new(Shared {
+                fd: OnceLock::new(),
+                slots: (0..n).map(|_| Slot::default()).collect(),
+                cpus,
+                taken: AtomicU64::new(0),
+                backoff_until: AtomicU64::new(0),
+                backoff: AtomicU64::new(0),
+                held: (Mutex::new(0), Condvar::new()),
+                counters: SpinCounters::default(),
+            }),
             rescuer: OnceLock::new(),
-            counters: Arc::default(),
         }
     }
 
@@ -132,34 +148,41 @@ impl Spin {
 
     /// How many workers may wait at once (0: waiting is off).
     pub fn slots(&self) -> usize {
-        self.slots.len()
+        self.shared.slots.len()
+    }
+
+    pub fn counters(&self) -> &SpinCounters {
+        &self.shared.counters
     }
 
     /// Starts waiting once the session's descriptor is known.
     pub fn set_fd(&self, fd: RawFd) {
-        let _ = self.fd.set(fd);
+        let _ = self.shared.fd.set(fd);
     }
 
     /// A request starts: the next waiter that sees one may keep it.
     pub fn request_started(&self) {
-        if !self.slots.is_empty() && self.taken.load(Ordering::Relaxed) != 0 {
-            self.taken.store(0, Ordering::Relaxed);
+        let s = &*self.shared;
+        if !s.slots.is_empty() && s.taken.load(Ordering::Relaxed) != 0 {
+            s.taken.store(0, Ordering::Relaxed);
         }
     }
 
     /// A request was answered: wait here for the next one, or go back to read(2) as usual.
     pub fn request_done(&self) {
-        let Some(&fd) = self.fd.get().filter(|_| !self.slots.is_empty()) else {
+        let s = &*self.shared;
+        let Some(&fd) = s.fd.get().filter(|_| !s.slots.is_empty()) else {
             return;
         };
         WORKER.with(|w| {
             let mut me = w.get();
             if let Some((k, claim)) = me.slot {
-                let slot = &self.slots[k];
+                let slot = &s.slots[k];
+                slot.beat.store(mono_now_ns(), Ordering::Relaxed);
                 let rescued = slot.claims.load(Ordering::Acquire) != claim
                     || slot.out_since.swap(0, Ordering::AcqRel) == 0;
                 if rescued {
-                    // SCHED_OTHER, every CPU and the slot freed already.
+                    // SCHED_OTHER, its CPU mask and the slot freed already.
                     me.slot = None;
                     me.idle = false;
                 }
@@ -174,30 +197,12 @@ impl Spin {
     /// Whether a request was seen first by this worker, which then keeps its slot and
     /// SCHED_IDLE into that request.
     fn wait(&self, fd: RawFd, me: &mut Worker) -> bool {
-        if me.slot.is_none() {
-            // A free slot on a CPU this thread may run on now.
-            let Some(mine) = allowed_cpus() else {
-                return false;
-            };
-            let free = self.slots.iter().enumerate().position(|(k, s)| {
-                // SAFETY: CPU_ISSET reads within the set; the CPU came from a cpu_set_t.
-                let allowed = unsafe { libc::CPU_ISSET(self.cpus[k], &mine) };
-                allowed
-                    && s.held
-                        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-            });
-            let Some(k) = free else { return false };
-            let slot = &self.slots[k];
-            let claim = slot.claims.fetch_add(1, Ordering::AcqRel) + 1;
-            me.slot = Some((k, claim));
-            // SAFETY: gettid cannot fail.
-            slot.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
-            *slot.saved.lock() = Some(mine);
-            self.hold();
-            if !pin(&one_cpu(self.cpus[k])) {
-                return false;
-            }
+        let s = &*self.shared;
+        if mono_now_ns() < s.backoff_until.load(Ordering::Relaxed) {
+            return false;
+        }
+        if me.slot.is_none() && !self.claim(me) {
+            return false;
         }
         if !me.idle {
             if !set_policy(libc::SCHED_IDLE) {
@@ -205,99 +210,145 @@ impl Spin {
             }
             me.idle = true;
         }
-        self.counters.waits.fetch_add(1, Ordering::Relaxed);
+        s.counters.waits.fetch_add(1, Ordering::Relaxed);
         let start = Instant::now();
+        let beat = me.slot.map(|(k, _)| &s.slots[k].beat);
         loop {
+            let now = mono_now_ns();
+            if let Some(beat) = beat {
+                beat.store(now, Ordering::Relaxed);
+            }
             match pending(fd) {
                 Some(true) => {
-                    let now = mono_now_ns();
-                    let last = self.taken.load(Ordering::Acquire);
+                    let last = s.taken.load(Ordering::Acquire);
                     let free = last == 0 || now.saturating_sub(last) > TAKE_TIMEOUT;
                     let first = free
-                        && self
-                            .taken
+                        && s.taken
                             .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
                             .is_ok();
                     if first && let Some((k, _)) = me.slot {
-                        self.slots[k].out_since.store(now, Ordering::Relaxed);
-                        self.counters.takes.fetch_add(1, Ordering::Relaxed);
+                        s.slots[k].out_since.store(now, Ordering::Relaxed);
+                        s.counters.takes.fetch_add(1, Ordering::Relaxed);
                         return true;
                     }
                 }
                 Some(false) => {}
                 None => return false,
             }
-            if start.elapsed() >= self.window {
+            if start.elapsed() >= self.window || now < s.backoff_until.load(Ordering::Relaxed) {
                 return false;
             }
             std::hint::spin_loop();
         }
     }
 
-    /// Back to a worker like any other: SCHED_OTHER, every CPU, no slot.
+    /// Takes a free slot on a CPU this thread may run on now, and pins it there.
+    fn claim(&self, me: &mut Worker) -> bool {
+        let s = &*self.shared;
+        let Some(mine) = allowed_cpus() else {
+            return false;
+        };
+        let free = s.slots.iter().enumerate().position(|(k, slot)| {
+            // SAFETY: CPU_ISSET reads within the set; the CPU came from a cpu_set_t.
+            let allowed = unsafe { libc::CPU_ISSET(s.cpus[k], &mine) };
+            allowed
+                && slot
+                    .held
+                    .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+        });
+        let Some(k) = free else { return false };
+        let slot = &s.slots[k];
+        let claim = slot.claims.fetch_add(1, Ordering::AcqRel) + 1;
+        me.slot = Some((k, claim));
+        // SAFETY: gettid cannot fail.
+        slot.tid.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+        slot.beat.store(mono_now_ns(), Ordering::Relaxed);
+        *slot.saved.lock() = Some(mine);
+        *s.held.0.lock() += 1;
+        s.held.1.notify_one();
+        self.rescuer
+            .get_or_init(|| start_rescuer(self.shared.clone()));
+        pin(&one_cpu(s.cpus[k]))
+    }
+
+    /// Back to a worker like any other: SCHED_OTHER, its CPU mask, no slot.
     fn leave(&self, me: &mut Worker) {
+        let s = &*self.shared;
         if me.idle && set_policy(libc::SCHED_OTHER) {
             me.idle = false;
         }
         if let Some((k, _)) = me.slot.take() {
-            unpin(0, self.cpus[k], self.slots[k].saved.lock().take());
-            release(&self.slots[k], &self.held);
-        }
-    }
-
-    fn hold(&self) {
-        let (count, cv) = &*self.held;
-        *count.lock() += 1;
-        cv.notify_one();
-        self.rescuer.get_or_init(|| self.start_rescuer());
-    }
-
-    /// While any slot is held, looks every RESCUE_AFTER for a holder out of its wait that
-    /// long and gives it SCHED_OTHER and every CPU back.
-    fn start_rescuer(&self) {
-        let (slots, held, cpus) = (self.slots.clone(), self.held.clone(), self.cpus.clone());
-        let counters = self.counters.clone();
-        let spawned = std::thread::Builder::new()
-            .name("spin-rescuer".into())
-            .spawn(move || {
-                loop {
-                    {
-                        let (count, cv) = &*held;
-                        let mut n = count.lock();
-                        while *n == 0 {
-                            cv.wait(&mut n);
-                        }
-                    }
-                    std::thread::sleep(RESCUE_AFTER);
-                    let now = mono_now_ns();
-                    for (s, &cpu) in slots.iter().zip(&cpus) {
-                        let since = s.out_since.load(Ordering::Relaxed);
-                        if since == 0 || now.saturating_sub(since) < RESCUE_AFTER.as_nanos() as u64
-                        {
-                            continue;
-                        }
-                        let tid = s.tid.load(Ordering::Relaxed);
-                        if s.out_since.swap(0, Ordering::AcqRel) != 0 {
-                            let param = libc::sched_param { sched_priority: 0 };
-                            // SAFETY: a thread of this process, a valid sched_param.
-                            unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) };
-                            unpin(tid, cpu, s.saved.lock().take());
-                            counters.rescues.fetch_add(1, Ordering::Relaxed);
-                            release(s, &held);
-                        }
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            tracing::warn!("no spin rescuer thread ({e}): workers will not wait");
+            unpin(0, s.cpus[k], s.slots[k].saved.lock().take());
+            s.release(k);
         }
     }
 }
 
-fn release(slot: &Slot, held: &(Mutex<usize>, Condvar)) {
-    slot.held.store(false, Ordering::Release);
-    let mut n = held.0.lock();
-    *n = n.saturating_sub(1);
+impl Shared {
+    fn release(&self, k: usize) {
+        self.slots[k].held.store(false, Ordering::Release);
+        let mut n = self.held.0.lock();
+        *n = n.saturating_sub(1);
+    }
+
+    /// The rescuer's look: see the module's documentation.
+    fn rescue(&self) {
+        let now = mono_now_ns();
+        let late = |t: u64| t != 0 && now.saturating_sub(t) >= RESCUE_AFTER.as_nanos() as u64;
+        let mut starved = false;
+        for (k, slot) in self.slots.iter().enumerate() {
+            if !slot.held.load(Ordering::Acquire) {
+                continue;
+            }
+            let tid = slot.tid.load(Ordering::Relaxed);
+            let since = slot.out_since.load(Ordering::Relaxed);
+            if since != 0 {
+                if late(since) && slot.out_since.swap(0, Ordering::AcqRel) != 0 {
+                    // Out of its wait: it may not run until given its priority back.
+                    set_policy_of(tid, libc::SCHED_OTHER);
+                    unpin(tid, self.cpus[k], slot.saved.lock().take());
+                    self.release(k);
+                    self.counters.rescues.fetch_add(1, Ordering::Relaxed);
+                }
+            } else if late(slot.beat.load(Ordering::Relaxed)) {
+                // Waiting but not running: with its priority back it runs, sees the backoff
+                // and leaves.
+                starved = true;
+                set_policy_of(tid, libc::SCHED_OTHER);
+                self.counters.rescues.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if starved {
+            let len = (self.backoff.load(Ordering::Relaxed) * 2).clamp(BACKOFF, BACKOFF_MAX);
+            self.backoff.store(len, Ordering::Relaxed);
+            self.backoff_until.store(now + len, Ordering::Relaxed);
+        } else if now > self.backoff_until.load(Ordering::Relaxed) {
+            self.backoff.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// While any slot is held, looks every RESCUE_AFTER (see the module's documentation).
+fn start_rescuer(shared: Arc<Shared>) {
+    let spawned = std::thread::Builder::new()
+        .name("spin-rescuer".into())
+        .spawn(move || {
+            loop {
+                {
+                    let (count, cv) = &shared.held;
+                    let mut n = count.lock();
+                    while *n == 0 {
+                        cv.wait(&mut n);
+                    }
+                }
+                std::thread::sleep(RESCUE_AFTER);
+                shared.rescue();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no spin rescuer thread ({e}): workers will not wait");
+    }
 }
 
 /// Gives thread `tid` (0: this one) its CPU mask from before it was pinned to `cpu`, unless
@@ -331,9 +382,13 @@ fn pending(fd: RawFd) -> Option<bool> {
 }
 
 fn set_policy(policy: libc::c_int) -> bool {
+    set_policy_of(0, policy)
+}
+
+fn set_policy_of(tid: libc::pid_t, policy: libc::c_int) -> bool {
     let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: this thread, a valid sched_param.
-    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+    // SAFETY: a thread of this process (0: this one), a valid sched_param.
+    unsafe { libc::sched_setscheduler(tid, policy, &param) == 0 }
 }
 
 fn one_cpu(cpu: usize) -> libc::cpu_set_t {

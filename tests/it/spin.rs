@@ -70,8 +70,7 @@ fn waiting_workers_take_requests_then_give_their_cpu_back() {
         stats["spin_waits"] > 0 && stats["spin_takes"] > 0,
         "{stats:?}"
     );
-    // One worker more than slots: one always sleeps in read(2).
-    assert!(workers(m.pid()).len() > slots);
+    assert!(workers(m.pid()).len() >= slots, "a worker for every slot");
     // Requests stopped: within the window (and the rescuer's 2 ms for a worker that saw a
     // request another worker took), every worker is back to SCHED_OTHER on every CPU.
     let all = allowed_cpus_of(m.pid());
@@ -111,10 +110,10 @@ fn spin_us_0_never_waits() {
     );
 }
 
-/// Every CPU busy with normal work: a worker that kept SCHED_IDLE into a request would get
-/// almost no CPU (without the rescuer the slowest request here took ~270 ms); the rescuer and
-/// the worker that always sleeps in read(2) must answer every request all the same (~8 ms
-/// for the slowest).
+/// Every CPU busy with normal work: a worker waiting at SCHED_IDLE, or one that kept it into a
+/// request, gets almost no CPU (without the rescuer the slowest request here took ~270 ms);
+/// the rescuer must give them their priority back, so that every request is answered all the
+/// same (~8 ms for the slowest).
 #[test]
 fn requests_are_answered_while_every_cpu_is_busy() {
     let m = Mount::new(&[]);

@@ -119,7 +119,7 @@ impl Spin {
         let n = if window.is_zero() {
             0
         } else if !can_leave_idle() {
-            tracing::info!("workers sleep in read(2): --spin-us needs CAP_SYS_NICE (root)");
+            tracing::debug!("workers sleep in read(2): --spin-us needs CAP_SYS_NICE (root)");
             0
         } else {
             cpus.len()

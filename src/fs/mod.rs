@@ -525,6 +525,8 @@ impl Filesystem for TraceFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        // No reply, so no wait after it; but a waiter may have taken it (see fs/spin.rs).
+        self.spin.request_started();
         self.counters.forgets.fetch_add(1, Ordering::Relaxed);
         if !self.nodes.forget(ino.0, nlookup) && ino != INodeNo::ROOT {
             tracing::warn!(ino = ino.0, nlookup, "forget of an unknown inode");
@@ -639,6 +641,7 @@ impl Filesystem for TraceFs {
     }
 
     fn unlink(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
+        let _busy = self.in_flight("unlink");
         reply.error(self.fail("unlink", Errno::EPERM));
     }
 
@@ -669,6 +672,7 @@ impl Filesystem for TraceFs {
     }
 
     fn symlink(&self, _: &Request, _: INodeNo, _: &OsStr, _: &std::path::Path, reply: ReplyEntry) {
+        let _busy = self.in_flight("symlink");
         reply.error(self.fail("symlink", Errno::EPERM));
     }
 
@@ -682,10 +686,12 @@ impl Filesystem for TraceFs {
         _: fuser::RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _busy = self.in_flight("rename");
         reply.error(self.fail("rename", Errno::EPERM));
     }
 
     fn link(&self, _: &Request, _: INodeNo, _: INodeNo, _: &OsStr, reply: ReplyEntry) {
+        let _busy = self.in_flight("link");
         reply.error(self.fail("link", Errno::EPERM));
     }
 
@@ -912,6 +918,7 @@ impl Filesystem for TraceFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _busy = self.in_flight("release");
         if let Some((_, h)) = self.handles.remove(&fh.0) {
             if passthrough::is_static(&h.ta, &h.file) {
                 self.passthrough.release(ino.0, fh.0);
@@ -1089,25 +1096,30 @@ impl Filesystem for TraceFs {
     /// No tracefs file acts on close(2) before its release (`free_buffer`, the pins and the
     /// consuming readers all act on RELEASE): ENOSYS once, and the kernel sends no more FLUSH.
     fn flush(&self, _: &Request, _: INodeNo, _: FileHandle, _: LockOwner, reply: ReplyEmpty) {
+        let _busy = self.in_flight("flush");
         self.counters.flushes.fetch_add(1, Ordering::Relaxed);
         reply.error(Errno::ENOSYS);
     }
 
     fn fsync(&self, _: &Request, _: INodeNo, _: FileHandle, _: bool, reply: ReplyEmpty) {
+        let _busy = self.in_flight("fsync");
         reply.ok();
     }
 
     // No extended attributes (like tracefs). ENOSYS makes the kernel stop asking, which saves a
     // round trip per `ls -l` entry.
     fn getxattr(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, reply: fuser::ReplyXattr) {
+        let _busy = self.in_flight("getxattr");
         reply.error(self.fail("getxattr", Errno::ENOSYS));
     }
 
     fn listxattr(&self, _: &Request, _: INodeNo, _: u32, reply: fuser::ReplyXattr) {
+        let _busy = self.in_flight("listxattr");
         reply.error(self.fail("listxattr", Errno::ENOSYS));
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _busy = self.in_flight("statfs");
         reply.statfs(0, 0, 0, 0, 0, 4096, 255, 4096);
     }
 }

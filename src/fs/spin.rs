@@ -21,8 +21,12 @@
 //!   work on its CPU starves it) gets SCHED_OTHER and its CPU mask back.
 //!
 //! Every other way out of a wait restores SCHED_OTHER and the CPU mask (unless someone pinned
-//! the worker elsewhere meanwhile). Leaving SCHED_IDLE needs CAP_SYS_NICE (root, not root in
-//! a user namespace): for anyone else workers always sleep in read(2).
+//! the worker elsewhere meanwhile; a pin made at the very instant a worker reads or sets its
+//! own mask can still be undone, so pin the daemon's threads from outside only with
+//! `--spin-us 0`, or start it under `taskset`: slots are only on the CPUs it may use).
+//!
+//! Leaving SCHED_IDLE needs CAP_SYS_NICE (root, not root in a user namespace): for anyone else
+//! workers always sleep in read(2).
 
 use std::cell::Cell;
 use std::os::fd::RawFd;

@@ -236,5 +236,14 @@ pub fn mount_and_serve(args: &CloneArgs, mountpoint: &Path) -> Result<(), String
     }
     info!("unmounted {}", mountpoint.display());
     drop(kernel);
-    result.map_err(|e| format!("FUSE session: {e}"))
+    match result {
+        // The kernel aborts the connection as the mount goes; a worker that was just taking a
+        // request then reads ECONNABORTED instead of ENODEV (more likely with waiting workers,
+        // which read as soon as they see one queued). That is the same end.
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
+            tracing::debug!("FUSE session: {e} (the connection went with the mount)");
+            Ok(())
+        }
+        r => r.map_err(|e| format!("FUSE session: {e}")),
+    }
 }
